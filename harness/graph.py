@@ -1,0 +1,146 @@
+"""Build a trainer's TRAIN graph: device function, global step, input_fn, model_fn, hooks.
+
+Shared by ``harness validate`` (throwaway graphs, no servers) and by the task runner, so what
+validate reports is exactly what a task will run. This is contrib ``Estimator._train_model``
+up to the MonitoredTrainingSession call:
+
+1. ``with tf.Graph().as_default(), g.device(device_fn)``; device_fn is
+   ``replica_device_setter`` when the cluster has ps tasks, else one that puts variables on
+   ``/job:chief/task:0`` (the no-ps extension) and compute on the task itself;
+2. global step, then ``input_fn(mode=TRAIN)``, then ``model_fn(mode=TRAIN)``; the result is
+   checked (a ModelFnOps/EstimatorSpec in TRAIN mode with a loss and a train_op);
+3. a ``loss`` scalar summary, as Estimator added;
+4. the Scaffold (the model_fn's or a new one) and, when it has no saver and the graph has
+   none, Estimator's default sharded Saver with ``max_to_keep=keep_checkpoint_max``;
+5. the hooks of the task's role, from ``hooks.roles.select``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from harness.calling import call_input_fn, call_model_fn
+from harness.config import RunConfig
+from harness.job import JobSpec
+from harness.model_fn import ModeKeys
+from hooks import roles
+
+v1 = tf.compat.v1
+
+
+class UserCodeError(Exception):
+    """model_fn, input_fn or what they returned is wrong: retrying cannot help."""
+
+
+@dataclass
+class TrainGraph:
+    graph: tf.Graph
+    global_step: tf.Variable
+    loss: tf.Tensor
+    train_op: tf.Operation
+    scaffold: v1.train.Scaffold
+    role_hooks: roles.RoleHooks
+    model_fn_ops: Any
+
+
+def device_function(config: RunConfig) -> Any:
+    """Variables on the ps tasks (round robin) or, without ps, on the chief; compute local."""
+    if config.task_type is None:
+        return None
+    if config.num_ps_replicas > 0:
+        return v1.train.replica_device_setter(
+            ps_tasks=config.num_ps_replicas,
+            worker_device=config.worker_device,
+            merge_devices=True,
+            cluster=config.cluster_spec,
+        )
+    return v1.train.replica_device_setter(
+        ps_tasks=1, ps_device="/job:chief", worker_device=config.worker_device, merge_devices=True
+    )
+
+
+def default_trainer_hooks(loss: tf.Tensor, global_step: tf.Variable, job: JobSpec) -> list[Any]:
+    """Estimator's hooks for every trainer: StopAtStep, NanTensor, LoggingTensor."""
+    return [
+        v1.train.StopAtStepHook(last_step=job.train.max_steps),
+        v1.train.NanTensorHook(loss),
+        v1.train.LoggingTensorHook(
+            {"loss": loss, "step": global_step}, every_n_iter=job.train.log_step_count_steps
+        ),
+    ]
+
+
+def build_train_graph(
+    job: JobSpec,
+    config: RunConfig,
+    model_fn: Callable[..., Any],
+    input_fn: Callable[..., Any],
+    extra_trainer_hooks: Callable[[tf.Tensor], Sequence[Any]] = lambda loss: (),
+) -> TrainGraph:
+    """Build the TRAIN graph of ``config``'s task. Raises UserCodeError for user mistakes."""
+    graph = tf.Graph()
+    with graph.as_default(), graph.device(device_function(config)):
+        if job.train.tf_random_seed is not None:
+            v1.set_random_seed(job.train.tf_random_seed)
+        global_step = v1.train.get_or_create_global_step()
+        try:
+            features, labels = call_input_fn(input_fn, ModeKeys.TRAIN, job.params, config)
+        except Exception as exc:
+            raise UserCodeError(f"input_fn failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            ops = call_model_fn(model_fn, features, labels, ModeKeys.TRAIN, job.params, config)
+        except Exception as exc:
+            raise UserCodeError(f"model_fn failed: {type(exc).__name__}: {exc}") from exc
+        loss, train_op = _check_train_ops(ops)
+        if not any(op.name == "loss" for op in graph.get_collection(v1.GraphKeys.SUMMARIES)):
+            v1.summary.scalar("loss", loss)
+        graph.add_to_collection(v1.GraphKeys.LOSSES, loss)
+        scaffold = ops.scaffold or v1.train.Scaffold()
+        _add_default_saver(scaffold, job)
+        trainer_hooks = default_trainer_hooks(loss, global_step, job)
+        trainer_hooks += list(extra_trainer_hooks(loss))
+        role_hooks = roles.select(
+            ops,
+            config.task_type or "chief",
+            trainer_defaults=trainer_hooks,
+            make_checkpoint_hook=lambda: _checkpoint_hook(job, scaffold),
+        )
+    return TrainGraph(graph, global_step, loss, train_op, scaffold, role_hooks, ops)
+
+
+def _check_train_ops(ops: Any) -> tuple[tf.Tensor, tf.Operation]:
+    if ops.mode != ModeKeys.TRAIN:
+        raise UserCodeError(f"model_fn returned mode={ops.mode!r} when called with mode='train'")
+    if ops.loss is None:
+        raise UserCodeError("model_fn returned no loss in TRAIN mode. Missing loss.")
+    if ops.train_op is None:
+        raise UserCodeError("model_fn returned no train_op in TRAIN mode. Missing train_op.")
+    train_op = ops.train_op if isinstance(ops.train_op, tf.Operation) else ops.train_op.op
+    return ops.loss, train_op
+
+
+def _add_default_saver(scaffold: v1.train.Scaffold, job: JobSpec) -> None:
+    if scaffold.saver is None and not v1.get_collection(v1.GraphKeys.SAVERS):
+        v1.add_to_collection(
+            v1.GraphKeys.SAVERS,
+            v1.train.Saver(
+                sharded=True,
+                max_to_keep=job.train.keep_checkpoint_max,
+                keep_checkpoint_every_n_hours=job.train.keep_checkpoint_every_n_hours,
+                defer_build=True,
+                save_relative_paths=True,
+            ),
+        )
+
+
+def _checkpoint_hook(job: JobSpec, scaffold: v1.train.Scaffold) -> Any:
+    return v1.train.CheckpointSaverHook(
+        job.model_dir,
+        save_secs=job.train.checkpoint_secs,
+        save_steps=job.train.save_checkpoints_steps,
+        scaffold=scaffold,
+    )

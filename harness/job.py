@@ -1,0 +1,283 @@
+"""JobSpec: the one description of a training job, read from the job YAML.
+
+Every launcher (local processes, Ray actors, Kubernetes manifests) starts from a JobSpec,
+and every task receives it again as JSON, so a job cannot mean two things in two places.
+
+Loading is two steps:
+
+1. ``JobSpec.from_yaml(path)`` checks the shape: unknown keys, types, impossible values.
+   It needs nothing but the file.
+2. ``spec.resolve_functions()`` imports ``model_fn`` / ``input_fn`` (``"module:function"``)
+   with the job's source directories on ``sys.path``. The driver does this before it starts
+   anything, so a typo in a path fails in seconds, not inside a task.
+
+Errors are ``JobSpecError``; its message lists every problem as
+``<file>: <field.path>: <what is wrong> (got <value>). <how to fix it>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_FN_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ROLES = ("chief", "worker", "ps")
+
+
+class JobSpecError(ValueError):
+    """The job description is invalid; the message names the file, the field and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClusterSpecConfig(_Strict):
+    """Cluster shape. The chief is always one task; ``workers`` counts the non-chief workers."""
+
+    workers: int = Field(0, ge=0, le=256)
+    ps: int = Field(0, ge=0, le=64)
+
+
+class RoleResources(_Strict):
+    """What one task of a role needs: logical CPUs, GPUs and, optionally, memory in MiB."""
+
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)
+    memory_mb: int | None = Field(None, gt=0)
+
+
+class PsResources(RoleResources):
+    """ps tasks only host variables: they never take a GPU."""
+
+    @field_validator("gpu")
+    @classmethod
+    def _no_gpu(cls, value: float) -> float:
+        if value:
+            raise ValueError("ps tasks only host variables and must not take GPUs; set it to 0")
+        return value
+
+
+class Resources(_Strict):
+    chief: RoleResources = RoleResources()
+    worker: RoleResources = RoleResources()
+    ps: PsResources = PsResources()
+    gpu_memory_growth: bool = False
+
+    def for_role(self, role: str) -> RoleResources:
+        return getattr(self, role)
+
+
+class TrainConfig(_Strict):
+    """Training loop and checkpoint settings (Estimator's RunConfig names and defaults)."""
+
+    max_steps: int = Field(gt=0)
+    save_checkpoints_steps: int | None = Field(None, gt=0)
+    save_checkpoints_secs: float | None = Field(None, gt=0)
+    keep_checkpoint_max: int = Field(5, ge=0)
+    keep_checkpoint_every_n_hours: float = Field(10000.0, gt=0)
+    save_summary_steps: int = Field(100, ge=0)
+    log_step_count_steps: int = Field(100, gt=0)
+    tf_random_seed: int | None = None
+
+    @model_validator(mode="after")
+    def _one_checkpoint_trigger(self) -> TrainConfig:
+        if self.save_checkpoints_steps is not None and self.save_checkpoints_secs is not None:
+            raise ValueError(
+                "save_checkpoints_steps and save_checkpoints_secs are both set; "
+                "keep only one of them (TF's RunConfig allows one checkpoint trigger)"
+            )
+        return self
+
+    @property
+    def checkpoint_secs(self) -> float | None:
+        """Seconds between checkpoints; 600 when neither trigger is set (RunConfig's default)."""
+        if self.save_checkpoints_steps is None and self.save_checkpoints_secs is None:
+            return 600.0
+        return self.save_checkpoints_secs
+
+
+class FailureConfig(_Strict):
+    """Failure policy knobs. See cluster/policy.py for what happens per role."""
+
+    max_failures: int = Field(3, ge=0)
+    stall_timeout_secs: float = Field(300.0, gt=0)
+
+
+class TimeoutConfig(_Strict):
+    """Deadlines of the cluster lifecycle, in seconds."""
+
+    startup_secs: float = Field(120.0, gt=0)
+    worker_ready_secs: float = Field(600.0, gt=0)
+    stop_grace_secs: float = Field(10.0, ge=0)
+
+
+class PlacementConfig(_Strict):
+    """Ray placement group settings."""
+
+    strategy: Literal["PACK", "SPREAD", "STRICT_SPREAD"] = "PACK"
+    timeout_secs: float = Field(60.0, gt=0)
+
+
+class JobSpec(_Strict):
+    """The job YAML, validated. See DESIGN.md for the minimal form."""
+
+    name: str
+    model_fn: str
+    input_fn: str
+    model_dir: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    cluster: ClusterSpecConfig = ClusterSpecConfig()
+    resources: Resources = Resources()
+    train: TrainConfig
+    failure: FailureConfig = FailureConfig()
+    timeouts: TimeoutConfig = TimeoutConfig()
+    placement: PlacementConfig = PlacementConfig()
+    # Directories put on sys.path before importing model_fn/input_fn: the YAML's folder and
+    # the directory `harness` was started from. Filled in by from_yaml; users rarely set it.
+    source_dirs: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value) or len(value) > 40:
+            raise ValueError(
+                "must be 1-40 characters of lowercase letters, digits and '-', starting and "
+                "ending with a letter or digit (it names Ray actors and Kubernetes objects)"
+            )
+        return value
+
+    @field_validator("model_fn", "input_fn")
+    @classmethod
+    def _valid_fn_path(cls, value: str) -> str:
+        if not _FN_PATH.match(value):
+            raise ValueError("must be 'package.module:function', for example 'mymodel:model_fn'")
+        return value
+
+    @property
+    def num_tasks(self) -> int:
+        return 1 + self.cluster.workers + self.cluster.ps
+
+    def task_counts(self) -> dict[str, int]:
+        """Tasks per role, in TF_CONFIG order; roles with no task are left out."""
+        counts = {"chief": 1, "worker": self.cluster.workers, "ps": self.cluster.ps}
+        return {role: n for role, n in counts.items() if n}
+
+    # ---- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> JobSpec:
+        """Read and validate a job YAML. Relative model_dir is taken from the current directory."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise JobSpecError(f"{path}: cannot read the job file: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise JobSpecError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise JobSpecError(f"{path}: the job file must be a YAML mapping (name: ..., model_fn: ...)")
+        data.setdefault("source_dirs", [str(path.resolve().parent), os.getcwd()])
+        if isinstance(data.get("model_dir"), str):
+            data["model_dir"] = os.path.abspath(os.path.expanduser(data["model_dir"]))
+        return cls.from_dict(data, origin=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "<job>") -> JobSpec:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise JobSpecError(_format_errors(exc, origin)) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        return cls.from_dict(json.loads(text), origin="<job json>")
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def with_overrides(self, **changes: Any) -> JobSpec:
+        """A validated copy with top-level fields replaced (used by tests and the CLI)."""
+        data = self.model_dump()
+        data.update(changes)
+        return JobSpec.from_dict(data)
+
+    # ---- user functions ------------------------------------------------------------------
+
+    def resolve_functions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        """Import and return ``(model_fn, input_fn)``; JobSpecError names the field on failure."""
+        return self.resolve("model_fn"), self.resolve("input_fn")
+
+    def resolve(self, field: str) -> Callable[..., Any]:
+        return import_function(getattr(self, field), field, self.source_dirs)
+
+
+def import_function(fn_path: str, field: str, source_dirs: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """Import ``module:function``; raise JobSpecError naming ``field`` and the cause."""
+    for directory in reversed(source_dirs):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    module_name, _, attr = fn_path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        where = ", ".join(source_dirs) or "sys.path"
+        raise JobSpecError(
+            f"{field}: cannot import module '{module_name}' ({exc}). Check the spelling, or run "
+            f"from the directory that contains it (searched {where})."
+        ) from None
+    except Exception as exc:
+        raise JobSpecError(
+            f"{field}: importing module '{module_name}' raised {type(exc).__name__}: {exc}"
+        ) from exc
+    fn = getattr(module, attr, None)
+    if fn is None:
+        names = [n for n in dir(module) if not n.startswith("_")]
+        hint = difflib.get_close_matches(attr, names, n=1)
+        suggestion = f" Did you mean '{module_name}:{hint[0]}'?" if hint else ""
+        raise JobSpecError(f"{field}: module '{module_name}' has no attribute '{attr}'.{suggestion}")
+    if not callable(fn):
+        raise JobSpecError(f"{field}: '{fn_path}' is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid job description ({exc.error_count()} problem(s)):"]
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {loc}: {_unknown_key_message(error['loc'])}")
+        elif error["type"] == "missing":
+            lines.append(f"  {loc}: required field is missing; add it to the job file")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {loc}: {message} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _unknown_key_message(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = JobSpec
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    allowed = sorted(model.model_fields)
+    key = str(loc[-1])
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
+    return f"unknown key '{key}'.{suggestion} Allowed here: {', '.join(allowed)}"

@@ -1,0 +1,82 @@
+"""The wire between a task process and its supervisor: JSON lines, one per message.
+
+Task -> supervisor: events, written to the task's stdout as one line each, starting with
+``MARKER``. Every other stdout/stderr line is ordinary output (prefixed and logged by the
+launcher).
+
+Supervisor -> task: commands, written to the task's stdin as one JSON object per line.
+A task whose stdin reaches EOF has lost its supervisor and exits at once: this is what
+guarantees that no task outlives a killed ``harness run``.
+
+Events (``{"event": NAME, ...}``):
+
+- ``address``      {host, port}: the port this task holds for its TF server.
+- ``bind_failed``  {port, error}: the TF server could not bind; the supervisor re-runs the
+  rendezvous with fresh ports (exit code ``EXIT_BIND_FAILED``).
+- ``server_started`` {}: the TF server is up.
+- ``session_ready`` {global_step}: a trainer's session exists (chief: initialized or
+  restored; worker: the chief's init is visible).
+- ``progress``     {global_step, local_steps, loss}: sent about twice a second by trainers.
+- ``done``         {global_step, local_steps, loss}: the trainer's training loop ended normally.
+- ``user_error``   {message, traceback}: model_fn/input_fn/ModelFnOps are wrong; never retried
+  (exit code ``EXIT_USER_ERROR``).
+- ``error``        {message, traceback}: anything else; the failure policy decides.
+
+Commands (``{"cmd": NAME, ...}``):
+
+- ``cluster``  {cluster}: the full TF cluster (``{"chief": ["host:port"], ...}``); the task
+  binds the address listed for itself and starts its server.
+- ``stop``     {}: finish now: trainers stop after the current step, variable hosts exit.
+- ``dump_stacks`` {}: print every thread's Python stack to stderr (stall diagnosis).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+MARKER = "@@harness@@ "
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USER_ERROR = 2
+EXIT_BIND_FAILED = 3
+EXIT_SUPERVISOR_LOST = 4
+
+
+def encode_event(event: str, **fields: Any) -> str:
+    return MARKER + json.dumps({"event": event, **fields}, default=str)
+
+
+def decode_event(line: str) -> dict[str, Any] | None:
+    """The event carried by an output line, or None for ordinary output."""
+    if not line.startswith(MARKER):
+        return None
+    try:
+        message = json.loads(line[len(MARKER) :])
+    except json.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) and "event" in message else None
+
+
+def encode_command(cmd: str, **fields: Any) -> str:
+    return json.dumps({"cmd": cmd, **fields}) + "\n"
+
+
+def decode_command(line: str) -> dict[str, Any]:
+    message = json.loads(line)
+    if not isinstance(message, dict) or "cmd" not in message:
+        raise ValueError(f"not a supervisor command: {line!r}")
+    return message
+
+
+class EventWriter:
+    """Writes events to the task's real stdout, whatever the user code did to sys.stdout."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.__stdout__
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        self._stream.write(encode_event(event, **fields) + "\n")
+        self._stream.flush()

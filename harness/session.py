@@ -1,0 +1,102 @@
+"""The MonitoredSession of a trainer: TF's for the chief, a fast-polling one for workers.
+
+Chief: ``tf.compat.v1.train.MonitoredTrainingSession`` itself, called as contrib's Estimator
+did (``save_checkpoint_secs=0`` so that the only saver hook is the one ``hooks.roles`` chose;
+the Scaffold's saver restores the latest checkpoint of model_dir, or else ``init_op`` and
+``init_fn`` run).
+
+Worker: what MonitoredTrainingSession builds for ``is_chief=False``
+(``MonitoredSession(WorkerSessionCreator(...), hooks)``), except that our
+``FastWorkerSessionCreator`` polls for the chief's initialization every
+``poll_secs`` (0.2 s) instead of SessionManager's fixed 30 s, keeps TF's readiness rules
+(ready_for_local_init_op, then local_init_op, then ready_op), never runs init_op or init_fn,
+and raises ``WorkerNotReadyError`` naming the task after ``max_wait_secs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+from tensorflow.python.framework import errors
+
+from harness.config import RunConfig
+from harness.job import JobSpec
+
+v1 = tf.compat.v1
+
+
+class WorkerNotReadyError(RuntimeError):
+    """A worker waited ``max_wait_secs`` and the chief never made the model ready."""
+
+
+class FastWorkerSessionCreator(v1.train.SessionCreator):
+    def __init__(
+        self,
+        scaffold: v1.train.Scaffold,
+        master: str,
+        config: Any,
+        task_name: str,
+        max_wait_secs: float,
+        poll_secs: float = 0.2,
+    ) -> None:
+        self._scaffold = scaffold
+        self._master = master
+        self._config = config
+        self._task_name = task_name
+        self._max_wait_secs = max_wait_secs
+        self._poll_secs = poll_secs
+
+    def create_session(self) -> Any:
+        self._scaffold.finalize()
+        manager = v1.train.SessionManager(
+            local_init_op=self._scaffold.local_init_op,
+            local_init_feed_dict=self._scaffold.local_init_feed_dict,
+            ready_op=self._scaffold.ready_op,
+            ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
+            graph=v1.get_default_graph(),
+            recovery_wait_secs=self._poll_secs,
+        )
+        try:
+            return manager.wait_for_session(
+                self._master, config=self._config, max_wait_secs=self._max_wait_secs
+            )
+        except errors.DeadlineExceededError:
+            raise WorkerNotReadyError(
+                f"{self._task_name}: the model was still not initialized after "
+                f"{self._max_wait_secs:.0f} s of waiting for the chief. The chief initializes "
+                "or restores the variables; check that chief:0 is running and look at its log "
+                "(raise timeouts.worker_ready_secs if its initialization is legitimately slow)."
+            ) from None
+
+
+def monitored_training_session(
+    job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold, role_hooks: Any
+) -> Any:
+    """Open the task's MonitoredSession (see the module docstring for chief vs worker)."""
+    if config.is_chief:
+        return v1.train.MonitoredTrainingSession(
+            master=config.master,
+            is_chief=True,
+            checkpoint_dir=job.model_dir,
+            scaffold=scaffold,
+            hooks=role_hooks.hook_objects,
+            chief_only_hooks=role_hooks.chief_only_hook_objects,
+            save_checkpoint_secs=0,
+            save_summaries_steps=job.train.save_summary_steps,
+            config=config.session_config,
+            log_step_count_steps=job.train.log_step_count_steps,
+            stop_grace_period_secs=job.timeouts.stop_grace_secs,
+        )
+    creator = FastWorkerSessionCreator(
+        scaffold,
+        master=config.master,
+        config=config.session_config,
+        task_name=f"{config.task_type}:{config.task_id}",
+        max_wait_secs=job.timeouts.worker_ready_secs,
+    )
+    return v1.train.MonitoredSession(
+        session_creator=creator,
+        hooks=role_hooks.hook_objects,
+        stop_grace_period_secs=job.timeouts.stop_grace_secs,
+    )

@@ -1,0 +1,70 @@
+"""The training loop of a chief or worker task (contrib ``Estimator._train_model``).
+
+``train`` builds the TRAIN graph with the role's hooks, opens the MonitoredSession and runs
+``[train_op, loss]`` until a hook (StopAtStepHook at ``max_steps``, the supervisor's stop
+signal, a user hook) asks to stop. Its ``RunConfig`` comes from ``TF_CONFIG``, which the task
+has set before calling it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import tensorflow as tf
+
+from harness.config import RunConfig
+from harness.graph import UserCodeError, build_train_graph
+from harness.job import JobSpec
+from harness.session import monitored_training_session
+from hooks.progress import ProgressHook
+from hooks.stop import StopSignalHook
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Errors a restart cannot fix: bad user code, or a diverged (NaN) loss."""
+    return isinstance(exc, UserCodeError | tf.compat.v1.train.NanLossDuringTrainingError)
+
+
+def run_config(job: JobSpec) -> RunConfig:
+    """The RunConfig of this task: TF_CONFIG plus the job's checkpoint settings."""
+    return RunConfig.from_tf_config(
+        model_dir=job.model_dir,
+        save_checkpoints_steps=job.train.save_checkpoints_steps,
+        save_checkpoints_secs=job.train.checkpoint_secs,
+        keep_checkpoint_max=job.train.keep_checkpoint_max,
+        keep_checkpoint_every_n_hours=job.train.keep_checkpoint_every_n_hours,
+        save_summary_steps=job.train.save_summary_steps,
+        log_step_count_steps=job.train.log_step_count_steps,
+        tf_random_seed=job.train.tf_random_seed,
+        gpu_memory_growth=job.resources.gpu_memory_growth,
+    )
+
+
+def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | None:
+    """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``."""
+    try:
+        model_fn, input_fn = job.resolve_functions()
+    except Exception as exc:
+        raise UserCodeError(str(exc)) from exc
+    config = run_config(job)
+    progress: list[ProgressHook] = []
+
+    def harness_hooks(loss: tf.Tensor) -> list[Any]:
+        progress.append(ProgressHook(report, loss))
+        return [progress[0], StopSignalHook(stop_event)]
+
+    graph = build_train_graph(job, config, model_fn, input_fn, harness_hooks)
+    loss = None
+    with graph.graph.as_default():
+        with monitored_training_session(job, config, graph.scaffold, graph.role_hooks) as sess:
+            while not sess.should_stop():
+                _, loss = sess.run([graph.train_op, graph.loss])
+    hook = progress[0]
+    report(
+        "done",
+        global_step=int(hook.last_global_step or 0),
+        local_steps=hook.local_steps,
+        loss=None if loss is None else float(loss),
+    )
+    return loss

@@ -1,0 +1,68 @@
+"""ProgressHook: reports a trainer's global step, local step count and loss to the supervisor.
+
+Runs on every trainer (chief and workers). Lifecycle:
+
+- ``begin``: finds the global step (required) and resets the counters.
+- ``after_create_session``: reports ``session_ready`` with the global step (after every
+  (re)creation of the session).
+- ``before_run``: asks for the global step and loss only when a report is due (at most every
+  ``every_secs``), so most steps fetch nothing extra.
+- ``after_run``: counts the local step; when due, calls ``report('progress', ...)``.
+- ``end``: one last report, so the supervisor sees the final step even between timers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+Report = Callable[..., None]
+
+
+class ProgressHook(tf.compat.v1.train.SessionRunHook):
+    def __init__(self, report: Report, loss: tf.Tensor, every_secs: float = 0.5) -> None:
+        self._report = report
+        self._loss = loss
+        self._every_secs = every_secs
+        self.local_steps = 0
+        self.last_global_step: int | None = None
+        self.last_loss: float | None = None
+
+    def begin(self) -> None:
+        self._global_step = tf.compat.v1.train.get_global_step()
+        if self._global_step is None:
+            raise RuntimeError("Global step should be created to use ProgressHook.")
+        self.local_steps = 0
+        self._next_report = 0.0
+
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        self._report("session_ready", global_step=int(session.run(self._global_step)))
+
+    def before_run(self, run_context: Any) -> Any:
+        if time.monotonic() >= self._next_report:
+            return tf.compat.v1.train.SessionRunArgs([self._global_step, self._loss])
+        return None
+
+    def after_run(self, run_context: Any, run_values: Any) -> None:
+        self.local_steps += 1
+        if run_values.results is None:
+            return
+        self.last_global_step, loss = run_values.results
+        self.last_loss = float(loss)
+        self._next_report = time.monotonic() + self._every_secs
+        self._send("progress")
+
+    def end(self, session: Any) -> None:
+        self.last_global_step = int(session.run(self._global_step))
+        self._send("progress")
+
+    def _send(self, event: str) -> None:
+        self._report(
+            event,
+            global_step=int(self.last_global_step or 0),
+            local_steps=self.local_steps,
+            loss=self.last_loss,
+        )
