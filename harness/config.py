@@ -51,7 +51,9 @@ class RunConfig:
     gpu_memory_growth: bool = False
 
     @classmethod
-    def from_tf_config(cls, tf_config: dict[str, Any] | str | None = None, **settings: Any) -> RunConfig:
+    def from_tf_config(
+        cls, tf_config: dict[str, Any] | str | None = None, **settings: Any
+    ) -> RunConfig:
         """Build from a TF_CONFIG dict or JSON string (default: the TF_CONFIG environment)."""
         if tf_config is None:
             tf_config = os.environ.get("TF_CONFIG", "{}")

@@ -158,7 +158,7 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
         """
         if "mode" in kwds and self.mode != kwds["mode"]:
             raise ValueError("mode of EstimatorSpec cannot be changed.")
-        new_fields = [kwds.pop(name, value) for name, value in zip(self._fields, self)]
+        new_fields = [kwds.pop(name, value) for name, value in zip(self._fields, self, strict=True)]
         if kwds:
             raise ValueError(f"Got unexpected field names: {list(kwds)!r}")
         return EstimatorSpec(*new_fields)

@@ -189,7 +189,9 @@ class JobSpec(_Strict):
         except yaml.YAMLError as exc:
             raise JobSpecError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
-            raise JobSpecError(f"{path}: the job file must be a YAML mapping (name: ..., model_fn: ...)")
+            raise JobSpecError(
+                f"{path}: the job file must be a YAML mapping (name: ..., model_fn: ...)"
+            )
         data.setdefault("source_dirs", [str(path.resolve().parent), os.getcwd()])
         if isinstance(data.get("model_dir"), str):
             data["model_dir"] = os.path.abspath(os.path.expanduser(data["model_dir"]))
@@ -225,7 +227,9 @@ class JobSpec(_Strict):
         return import_function(getattr(self, field), field, self.source_dirs)
 
 
-def import_function(fn_path: str, field: str, source_dirs: tuple[str, ...] = ()) -> Callable[..., Any]:
+def import_function(
+    fn_path: str, field: str, source_dirs: tuple[str, ...] = ()
+) -> Callable[..., Any]:
     """Import ``module:function``; raise JobSpecError naming ``field`` and the cause."""
     for directory in reversed(source_dirs):
         if directory not in sys.path:
@@ -248,7 +252,9 @@ def import_function(fn_path: str, field: str, source_dirs: tuple[str, ...] = ())
         names = [n for n in dir(module) if not n.startswith("_")]
         hint = difflib.get_close_matches(attr, names, n=1)
         suggestion = f" Did you mean '{module_name}:{hint[0]}'?" if hint else ""
-        raise JobSpecError(f"{field}: module '{module_name}' has no attribute '{attr}'.{suggestion}")
+        raise JobSpecError(
+            f"{field}: module '{module_name}' has no attribute '{attr}'.{suggestion}"
+        )
     if not callable(fn):
         raise JobSpecError(f"{field}: '{fn_path}' is a {type(fn).__name__}, not a function")
     return fn

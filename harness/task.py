@@ -119,7 +119,9 @@ def run_task(job: JobSpec, role: str, index: int, report: Any, commands: Command
     holder = hold_port()
     report("address", host=node_ip, port=holder.getsockname()[1])
     cluster = commands.wait_for_cluster()
-    os.environ["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": role, "index": index}})
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": cluster, "task": {"type": role, "index": index}}
+    )
     holder.close()
     server = _start_server(job, role, index, cluster, report)
     if server is None:
@@ -151,7 +153,9 @@ def _start_server(job: JobSpec, role: str, index: int, cluster: dict, report: An
             config=config.session_config,
             start=True,
         )
-    except Exception as exc:  # TF raises UnknownError/InternalError for "Could not start gRPC server"
+    except (
+        Exception
+    ) as exc:  # TF raises UnknownError/InternalError for "Could not start gRPC server"
         report("bind_failed", port=cluster[role][index], error=str(exc).strip().splitlines()[-1])
         return None
     finally:

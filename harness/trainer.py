@@ -14,7 +14,7 @@ from typing import Any
 import tensorflow as tf
 
 from harness.config import RunConfig
-from harness.graph import UserCodeError, build_train_graph
+from harness.graph import TrainGraph, UserCodeError, build_train_graph
 from harness.job import JobSpec
 from harness.session import monitored_training_session
 from hooks.progress import ProgressHook
@@ -41,13 +41,14 @@ def run_config(job: JobSpec) -> RunConfig:
     )
 
 
-def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | None:
-    """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``."""
+def build_task_graph(
+    job: JobSpec, config: RunConfig, report: Any, stop_event: threading.Event
+) -> tuple[TrainGraph, ProgressHook]:
+    """The task's TRAIN graph with the harness's reporting and stop hooks among its defaults."""
     try:
         model_fn, input_fn = job.resolve_functions()
     except Exception as exc:
         raise UserCodeError(str(exc)) from exc
-    config = run_config(job)
     progress: list[ProgressHook] = []
 
     def harness_hooks(loss: tf.Tensor) -> list[Any]:
@@ -55,16 +56,22 @@ def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | Non
         return [progress[0], StopSignalHook(stop_event)]
 
     graph = build_train_graph(job, config, model_fn, input_fn, harness_hooks)
+    return graph, progress[0]
+
+
+def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | None:
+    """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``."""
+    config = run_config(job)
+    graph, progress = build_task_graph(job, config, report, stop_event)
     loss = None
     with graph.graph.as_default():
         with monitored_training_session(job, config, graph.scaffold, graph.role_hooks) as sess:
             while not sess.should_stop():
                 _, loss = sess.run([graph.train_op, graph.loss])
-    hook = progress[0]
     report(
         "done",
-        global_step=int(hook.last_global_step or 0),
-        local_steps=hook.local_steps,
+        global_step=int(progress.last_global_step or 0),
+        local_steps=progress.local_steps,
         loss=None if loss is None else float(loss),
     )
     return loss

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from harness import ModelFnOps, ModeKeys
+from harness import ModeKeys, ModelFnOps
 
 v1 = tf.compat.v1
 log = logging.getLogger("examples.linear")
@@ -32,7 +32,11 @@ def input_fn(mode, params):
     x = rng.uniform(-1.0, 1.0, size=(4096, 1)).astype(np.float32)
     y = (3.0 * x + 2.0 + rng.normal(0.0, 0.05, size=x.shape)).astype(np.float32)
     dataset = tf.data.Dataset.from_tensor_slices(({"x": x}, y))
-    return dataset.shuffle(4096, seed=params.get("seed", 0)).repeat().batch(params.get("batch_size", 32))
+    return (
+        dataset.shuffle(4096, seed=params.get("seed", 0))
+        .repeat()
+        .batch(params.get("batch_size", 32))
+    )
 
 
 def model_fn(features, labels, mode, params, config):
@@ -59,7 +63,9 @@ def model_fn(features, labels, mode, params, config):
         train_op=train_op,
         eval_metric_ops={"mse": v1.metrics.mean_squared_error(labels, predictions)},
         training_hooks=[ThroughputHook(batch_size, task=f"{config.task_type}:{config.task_id}")],
-        training_chief_hooks=[WeightReportHook(weight, bias, params.get("report_every_steps", 100))],
+        training_chief_hooks=[
+            WeightReportHook(weight, bias, params.get("report_every_steps", 100))
+        ],
         scaffold=scaffold,
     )
 

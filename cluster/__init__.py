@@ -1,0 +1,1 @@
+"""Turning a JobSpec into running tasks: plan, supervisor, launchers, manifests."""

@@ -1,0 +1,120 @@
+"""Driver output: role-prefixed task lines, per-task log files and the progress display.
+
+- Every task line is printed as ``[worker:1] <line>`` and appended to
+  ``<model_dir>/logs/worker-1.log``.
+- Progress (global step, steps/s, loss) is a rich progress bar on a TTY and a plain line
+  every ``plain_every_secs`` otherwise (CI logs, ``ray job logs``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import IO
+
+from rich.console import Console as RichConsole
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class Console:
+    def __init__(
+        self,
+        log_dir: str,
+        max_steps: int,
+        stream: IO[str] | None = None,
+        quiet_tasks: bool = False,
+        plain_every_secs: float = 5.0,
+    ) -> None:
+        self.log_dir = log_dir
+        os.makedirs(log_dir, exist_ok=True)
+        self._stream = stream or sys.stdout
+        self._lock = threading.Lock()
+        self._files: dict[str, IO[str]] = {}
+        self._quiet_tasks = quiet_tasks
+        self._max_steps = max_steps
+        self._plain_every = plain_every_secs
+        self._last_plain = 0.0
+        self._printed_end = False
+        self._rate = _Rate()
+        self._progress: Progress | None = None
+        if self._stream.isatty():
+            self._progress = Progress(
+                TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
+                BarColumn(),
+                TextColumn("{task.fields[rate]} steps/s  loss {task.fields[loss]}"),
+                TimeElapsedColumn(),
+                console=RichConsole(file=self._stream),
+                transient=False,
+            )
+            self._bar = self._progress.add_task("train", total=max_steps, rate="-", loss="-")
+            self._progress.start()
+
+    def log_path(self, key: str) -> str:
+        return os.path.join(self.log_dir, key.replace(":", "-") + ".log")
+
+    def task_line(self, key: str, line: str) -> None:
+        with self._lock:
+            log = self._files.get(key)
+            if log is None:
+                log = self._files[key] = open(self.log_path(key), "a", buffering=1)
+            log.write(line + "\n")
+            if not self._quiet_tasks:
+                self._print(f"[{key}] {line}")
+
+    def info(self, message: str) -> None:
+        with self._lock:
+            self._print(f"[harness] {message}")
+
+    def progress(self, global_step: int, loss: float | None) -> None:
+        rate = self._rate.update(global_step)
+        loss_text = "-" if loss is None else f"{loss:.4g}"
+        rate_text = "-" if rate is None else f"{rate:.1f}"
+        with self._lock:
+            if self._progress is not None:
+                self._progress.update(
+                    self._bar, completed=global_step, rate=rate_text, loss=loss_text
+                )
+                return
+            now = time.monotonic()
+            reached_end = global_step >= self._max_steps and not self._printed_end
+            if now - self._last_plain >= self._plain_every or reached_end:
+                self._last_plain = now
+                self._printed_end = self._printed_end or reached_end
+                self._print(
+                    f"[harness] step {global_step}/{self._max_steps} "
+                    f"({100 * global_step / self._max_steps:.0f}%)  {rate_text} steps/s  loss {loss_text}"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+            for log in self._files.values():
+                log.close()
+            self._files.clear()
+
+    def _print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+
+class _Rate:
+    """Global steps per second over a sliding window of about 10 s."""
+
+    def __init__(self, window_secs: float = 10.0) -> None:
+        self._window = window_secs
+        self._points: list[tuple[float, int]] = []
+
+    def update(self, step: int) -> float | None:
+        now = time.monotonic()
+        self._points.append((now, step))
+        while len(self._points) > 2 and now - self._points[0][0] > self._window:
+            self._points.pop(0)
+        (t0, s0), (t1, s1) = self._points[0], self._points[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None

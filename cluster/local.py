@@ -1,0 +1,126 @@
+"""Local launcher: one OS process per task on this machine.
+
+Each task is ``python -m harness.task`` in its own session (process group), with stdin and
+stdout as pipes to the supervisor. A reader thread routes its output lines to the supervisor's
+inbox. ``kill`` takes the whole process tree down (psutil), so processes the user's code
+started go too. If ``harness run`` itself is killed, the tasks see EOF on stdin and exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+
+import psutil
+
+from cluster.plan import TaskPlan
+from cluster.supervisor import Inbox
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this machine offers: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+class LocalTaskHandle:
+    def __init__(self, plan: TaskPlan, inbox: Inbox, extra_env: dict[str, str]) -> None:
+        self.plan = plan
+        env = {**os.environ, **extra_env, **plan.env}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF C++ INFO/WARNING off; errors stay
+        env["PYTHONUNBUFFERED"] = "1"
+        self.process = subprocess.Popen(
+            list(plan.command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self._proc = psutil.Process(self.process.pid)
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(
+            target=self._read, args=(inbox,), daemon=True, name=f"read-{plan.key}"
+        )
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read(self, inbox: Inbox) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            inbox.line(self, line.rstrip("\n"))
+        inbox.exited(self, self.process.wait())
+
+    def send(self, command: str) -> None:
+        with self._lock:
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.write(command)
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass  # the task is gone; its exit message is on the way
+
+    def kill(self) -> None:
+        """SIGKILL the task and every process it started (idempotent)."""
+        try:
+            procs = [self._proc, *self._proc.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything else left in its session
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait_gone(self, timeout: float) -> bool:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        self._reader.join(timeout=timeout)
+        if self.process.stdin:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        return True
+
+
+class LocalLauncher:
+    name = "local"
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.extra_env = dict(extra_env or {})
+        self.started: list[LocalTaskHandle] = []
+
+    def start(self, task: TaskPlan, inbox: Inbox) -> LocalTaskHandle:
+        handle = LocalTaskHandle(task, inbox, self.extra_env)
+        self.started.append(handle)
+        return handle
+
+    def close(self) -> None:
+        for handle in self.started:
+            handle.kill()
+            handle.wait_gone(timeout=10.0)

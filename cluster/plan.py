@@ -1,0 +1,143 @@
+"""The plan: which tasks run, with what resources, commands, environment and TF_CONFIG.
+
+Pure data, built by ``make_plan`` without touching the machine (the caller passes the GPUs
+it found), so ``harness run --dry-run`` prints exactly what a launcher would start. Ports are
+chosen by the tasks themselves at start (see harness.task), so the dry-run shows
+``<role:index address>`` where the real run shows ``host:port``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.job import JobSpec, JobSpecError
+
+TRAINER_ROLES = ("chief", "worker")
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    role: str
+    index: int
+    cpu: float
+    gpu: float
+    memory_mb: int | None
+    command: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.index}"
+
+    @property
+    def is_trainer(self) -> bool:
+        return self.role in TRAINER_ROLES
+
+
+@dataclass(frozen=True)
+class Plan:
+    job: JobSpec
+    tasks: tuple[TaskPlan, ...]
+    backend: str
+
+    def task(self, key: str) -> TaskPlan:
+        return next(t for t in self.tasks if t.key == key)
+
+    @property
+    def variable_hosts(self) -> tuple[str, ...]:
+        """Tasks that hold variables: the ps tasks, or the chief when there are none."""
+        hosts = tuple(t.key for t in self.tasks if t.role == "ps")
+        return hosts or ("chief:0",)
+
+    def tf_config(self, task: TaskPlan, cluster: dict[str, list[str]] | None = None) -> dict:
+        cluster = cluster or placeholder_cluster(self.job)
+        return {"cluster": cluster, "task": {"type": task.role, "index": task.index}}
+
+    def describe(self) -> str:
+        """Human-readable dry-run of the local backend: processes, commands, TF_CONFIG."""
+        lines = [
+            f"job {self.job.name}: {len(self.tasks)} tasks, backend {self.backend}, "
+            f"model_dir {self.job.model_dir}",
+        ]
+        for task in self.tasks:
+            env = {k: v for k, v in task.env.items() if k != "HARNESS_JOB"}
+            lines += [
+                f"  [{task.key}] cpu={task.cpu:g} gpu={task.gpu:g}"
+                + (f" memory_mb={task.memory_mb}" if task.memory_mb else ""),
+                f"    command:   {' '.join(task.command)}",
+                f"    env:       {json.dumps(env, sort_keys=True)}",
+                f"    TF_CONFIG: {json.dumps(self.tf_config(task))}",
+            ]
+        return "\n".join(lines)
+
+
+def placeholder_cluster(job: JobSpec) -> dict[str, list[str]]:
+    return {
+        role: [f"<{role}:{i} address>" for i in range(n)] for role, n in job.task_counts().items()
+    }
+
+
+def task_command(role: str, index: int, python: str = sys.executable) -> tuple[str, ...]:
+    return (python, "-m", "harness.task", "--role", role, "--index", str(index))
+
+
+def make_plan(
+    job: JobSpec,
+    backend: str = "local",
+    visible_gpus: Sequence[str] | None = None,
+    python: str = sys.executable,
+) -> Plan:
+    """Turn a JobSpec into tasks. ``visible_gpus`` (local backend): GPU ids to hand out.
+
+    Locally, each trainer gets its own ``CUDA_VISIBLE_DEVICES`` slice of ``visible_gpus`` and
+    ps tasks get none, so TensorFlow on a ps never touches a GPU. On Ray the actor's assigned
+    GPUs are used instead (``visible_gpus=None``).
+    """
+    gpu_ids = list(visible_gpus or [])
+    if visible_gpus is not None:
+        _check_local_gpus(job, len(gpu_ids))
+    job_json = job.to_json()
+    tasks = []
+    for role, count in job.task_counts().items():
+        res = job.resources.for_role(role)
+        for index in range(count):
+            env = {"HARNESS_JOB": job_json, "PYTHONPATH": ":".join(job.source_dirs)}
+            if visible_gpus is not None:
+                take = int(res.gpu) if role in TRAINER_ROLES else 0
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids[:take])
+                gpu_ids = gpu_ids[take:]
+            tasks.append(
+                TaskPlan(
+                    role=role,
+                    index=index,
+                    cpu=res.cpu,
+                    gpu=res.gpu,
+                    memory_mb=res.memory_mb,
+                    command=task_command(role, index, python),
+                    env=env,
+                )
+            )
+    return Plan(job=job, tasks=tuple(tasks), backend=backend)
+
+
+def _check_local_gpus(job: JobSpec, available: int) -> None:
+    needed = 0
+    for role in TRAINER_ROLES:
+        gpu = job.resources.for_role(role).gpu
+        if gpu and not float(gpu).is_integer():
+            raise JobSpecError(
+                f"resources.{role}.gpu: the local backend gives whole GPUs to each task, got "
+                f"{gpu:g}; use a whole number, or --backend ray for fractional GPUs"
+            )
+        needed += math.ceil(gpu) * job.task_counts().get(role, 0)
+    if needed > available:
+        raise JobSpecError(
+            f"resources: the job needs {needed} GPU(s) for its chief and workers "
+            f"(resources.chief.gpu={job.resources.chief.gpu:g} x 1, resources.worker.gpu="
+            f"{job.resources.worker.gpu:g} x {job.cluster.workers}), but this machine shows "
+            f"{available}. Set gpu: 0 to train on CPU, or run on a GPU machine or Ray cluster."
+        )

@@ -1,0 +1,53 @@
+"""The failure policy: what the supervisor does when a task ends unexpectedly.
+
+Per role, as TF's between-graph replication needs it:
+
+- worker dies      -> restart that worker; it rejoins (waits for the chief's variables);
+- chief dies       -> restart the chief; it restores the latest checkpoint from model_dir;
+- ps dies          -> restart the whole cluster; the chief restores the latest checkpoint
+                      (the variables held by the lost ps are gone for every task);
+- a user error     -> fail at once, never retried (model_fn/input_fn raised, invalid
+                      ModelFnOps, NaN loss): a restart would fail the same way;
+- after the chief has finished training, a worker or ps ending badly no longer matters;
+- every restart counts against ``failure.max_failures``; one more failure than that fails
+  the job.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Decision(enum.Enum):
+    RESTART_TASK = "restart the task"
+    RESTART_CLUSTER = "restart the whole cluster"
+    FAIL = "fail the job"
+    IGNORE = "ignore (training already finished)"
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    role: str
+    index: int
+    exit_code: int | None
+    user_error: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}:{self.index}"
+
+
+def decide(
+    failure: TaskFailure, failures_so_far: int, max_failures: int, chief_done: bool
+) -> Decision:
+    """The decision for one failure. ``failures_so_far`` excludes this one."""
+    if chief_done and failure.role != "chief":
+        return Decision.IGNORE
+    if failure.user_error:
+        return Decision.FAIL
+    if failures_so_far >= max_failures:
+        return Decision.FAIL
+    if failure.role == "ps":
+        return Decision.RESTART_CLUSTER
+    return Decision.RESTART_TASK

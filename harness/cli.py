@@ -1,0 +1,106 @@
+"""The ``harness`` command line: validate, run, render.
+
+Exit status: 0 when the command (the job, for ``run``) succeeded; 1 when the job failed;
+2 for invalid input (job file, model_fn, flags); 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Train TF1-style model_fn code on a chief/worker/ps cluster "
+        "(Ray, Kubernetes or local processes).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a job file and its model_fn; show which hooks each role runs",
+        description="Validate JOB.yaml, build the TRAIN graph of the chief and of a worker "
+        "(no servers are started) and print which hooks each role will run.",
+    )
+    validate.add_argument("job", metavar="JOB.yaml")
+
+    run = commands.add_parser(
+        "run",
+        help="run a job",
+        description="Run JOB.yaml to max_steps. Exit status 0 iff the chief finished training.",
+    )
+    run.add_argument("job", metavar="JOB.yaml")
+    run.add_argument(
+        "--backend",
+        choices=["ray", "local", "k8s"],
+        default="ray",
+        help="ray (default): Ray actors, on RAY_ADDRESS/--address or an embedded local Ray; "
+        "local: one OS process per task on this machine; k8s: only with --dry-run",
+    )
+    run.add_argument(
+        "--address", help="Ray cluster address (default: RAY_ADDRESS, else embedded Ray)"
+    )
+    run.add_argument("--dry-run", action="store_true", help="print the plan, start nothing")
+    run.add_argument("--image", help="container image (k8s dry-run)")
+    run.add_argument("--quiet", action="store_true", help="do not echo task output (still logged)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ INFO lines off the console
+    from harness.job import JobSpecError
+
+    try:
+        if args.command == "validate":
+            code = _validate(args)
+        elif args.command == "run":
+            code = _run(args)
+        else:  # pragma: no cover - argparse rejects unknown commands
+            code = EXIT_INVALID
+    except JobSpecError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        code = EXIT_INVALID
+    sys.exit(code)
+
+
+def _validate(args: Any) -> int:
+    from harness.job import JobSpec
+    from harness.validate import validate_job
+
+    job = JobSpec.from_yaml(args.job)
+    return validate_job(job, args.job)
+
+
+def _run(args: Any) -> int:
+    from harness.job import JobSpec
+    from harness.run import run_job
+
+    job = JobSpec.from_yaml(args.job)
+    if args.dry_run:
+        from harness.run import dry_run
+
+        print(dry_run(job, args))
+        return EXIT_OK
+    job.resolve_functions()
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)
+    if summary["status"] == "succeeded":
+        print(f"harness: job {job.name} succeeded at global step {summary['final_global_step']}")
+        return EXIT_OK
+    print(f"harness: job {job.name} {summary['status']}: {summary['error']}", file=sys.stderr)
+    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_FAILED
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
