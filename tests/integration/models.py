@@ -1,0 +1,118 @@
+"""model_fns used by the integration tests (imported by real task processes).
+
+Every model is a small linear regression; ``params`` choose the extras:
+
+- ``record``: path of a JSON-lines file; adds LifecycleRecorderHooks (chief-only and
+  training), records ``init_fn`` calls and the value each trainer sees after session creation.
+- ``sync``: train with SyncReplicasOptimizer over all trainers, its hook in training_hooks.
+- ``slow_chief_secs``: the chief sleeps that long before each step.
+- ``keep``: a custom Scaffold saver with that max_to_keep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from harness import ModelFnOps
+from hooks.recorder import LifecycleRecorderHook, current_task
+
+v1 = tf.compat.v1
+
+
+def input_fn(params):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(256, 1)).astype(np.float32)
+    y = (2.0 * x + 1.0).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(({"x": x}, y)).repeat().batch(16)
+
+
+def _append(path, **record):
+    with open(path, "a") as f:
+        f.write(json.dumps({"task": current_task(), "pid": os.getpid(), **record}) + "\n")
+
+
+class SeenMarkerHook(v1.train.SessionRunHook):
+    """Records the marker variable's value right after the session exists (every trainer)."""
+
+    def __init__(self, marker, path):
+        self._marker, self._path = marker, path
+
+    def after_create_session(self, session, coord):
+        _append(self._path, call="seen_marker", value=float(session.run(self._marker)))
+
+
+class SlowStepHook(v1.train.SessionRunHook):
+    """Sleeps before every step: a slow replica (with sync training, the one left waiting)."""
+
+    def __init__(self, secs):
+        self._secs = secs
+
+    def before_run(self, run_context):
+        time.sleep(self._secs)
+
+
+def model_fn(features, labels, mode, params, config):
+    w = v1.get_variable("w", [1, 1], initializer=v1.zeros_initializer())
+    b = v1.get_variable("b", [1], initializer=v1.zeros_initializer())
+    marker = v1.get_variable("marker", [], initializer=v1.zeros_initializer())
+    predictions = tf.matmul(features["x"], w) + b
+    loss = tf.reduce_mean(tf.square(predictions - labels))
+    optimizer = v1.train.GradientDescentOptimizer(0.05)
+    training_hooks, chief_hooks = [], []
+    if params.get("sync"):
+        optimizer = v1.train.SyncReplicasOptimizer(
+            optimizer,
+            replicas_to_aggregate=config.num_worker_replicas,
+            total_num_replicas=config.num_worker_replicas,
+        )
+        training_hooks.append(optimizer.make_session_run_hook(config.is_chief))
+    if params.get("slow_chief_secs") and config.is_chief:
+        training_hooks.append(SlowStepHook(params["slow_chief_secs"]))
+    train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
+
+    scaffold_args = {}
+    record = params.get("record")
+    if record:
+        set_marker = marker.assign(42.0)
+
+        def init_fn(scaffold, session):
+            _append(record, call="init_fn")
+            session.run(set_marker)
+
+        scaffold_args["init_fn"] = init_fn
+        chief_hooks.append(LifecycleRecorderHook("chief_hook", record))
+        training_hooks.append(LifecycleRecorderHook("training_hook", record))
+        training_hooks.append(SeenMarkerHook(marker, record))
+    if params.get("keep"):
+        scaffold_args["saver"] = v1.train.Saver(sharded=True, max_to_keep=params["keep"])
+    return ModelFnOps(
+        mode,
+        predictions={"y": predictions},
+        loss=loss,
+        train_op=train_op,
+        training_hooks=training_hooks,
+        training_chief_hooks=chief_hooks,
+        scaffold=v1.train.Scaffold(**scaffold_args),
+    )
+
+
+def model_fn_without_train_op(features, labels, mode):
+    w = v1.get_variable("w", [1, 1])
+    loss = tf.reduce_mean(tf.square(tf.matmul(features["x"], w) - labels))
+    return ModelFnOps(mode, predictions={"y": loss}, loss=loss)
+
+
+def model_fn_with_bad_hook(features, labels, mode):
+    w = v1.get_variable("w", [1, 1])
+    loss = tf.reduce_mean(tf.square(tf.matmul(features["x"], w) - labels))
+    train_op = v1.train.GradientDescentOptimizer(0.1).minimize(loss, v1.train.get_global_step())
+    return ModelFnOps(mode, loss=loss, train_op=train_op, training_hooks=["not a hook"])
+
+
+def model_fn_that_raises(features, labels, mode):
+    raise RuntimeError("boom: the user's model_fn is broken")
