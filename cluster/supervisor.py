@@ -234,6 +234,7 @@ class Supervisor:
         while not self._finished():
             self._handle(self.inbox.get(timeout=0.5), starting=False)
             self._enforce_stop_grace()
+            self._check_lingering_chief()
             self._check_stall()
 
     def _finished(self) -> bool:
@@ -318,6 +319,29 @@ class Supervisor:
             self.stop_sent[key] = self.clock()
             state.handle.send(protocol.encode_command("stop"))
 
+    def _check_lingering_chief(self) -> None:
+        """Stop a chief still in a step after every worker finished at max_steps.
+
+        This is the end-of-training trap of synchronous training: the last replica waits for a
+        token that no other replica will produce. The chief's stop signal ends its step
+        (hooks.stop) and it finishes normally, final checkpoint included.
+        """
+        workers = [s for k, s in self.states.items() if k.startswith("worker:")]
+        if self.chief_done or not workers or self.global_step < self.job.train.max_steps:
+            return
+        if not all(s.exited and s.done for s in workers):
+            return
+        self._workers_done_at = getattr(self, "_workers_done_at", None) or self.clock()
+        if (
+            self.clock() - self._workers_done_at > self.job.timeouts.stop_grace_secs
+            and "chief:0" not in self.stop_sent
+        ):
+            self.console.info(
+                "chief:0 is still in a training step although every worker stopped at max_steps "
+                "(a replica waiting for the others, as in synchronous training); telling it to stop"
+            )
+            self._send_stop("chief:0")
+
     def _enforce_stop_grace(self) -> None:
         for key, sent in self.stop_sent.items():
             state = self.states[key]
@@ -336,6 +360,11 @@ class Supervisor:
         if code == protocol.EXIT_OK and (key in self.stop_sent or state.done):
             return
         if key in self.stop_sent:
+            if key == "chief:0" and not self.chief_done:
+                raise JobFailed(
+                    f"chief:0 did not finish its last step within timeouts.stop_grace_secs="
+                    f"{self.job.timeouts.stop_grace_secs:g} after the stop signal; see {self.console.log_path(key)}"
+                )
             return  # told to stop, and killed after the grace period
         role, index = key.split(":")
         failure = policy.TaskFailure(

@@ -70,6 +70,11 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
             ) from None
 
 
+def close_grace_secs(job: JobSpec) -> float:
+    """How long closing a session waits for its threads: a third of the supervisor's grace."""
+    return job.timeouts.stop_grace_secs / 3
+
+
 def monitored_training_session(
     job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold, role_hooks: Any
 ) -> Any:
@@ -86,7 +91,7 @@ def monitored_training_session(
             save_summaries_steps=job.train.save_summary_steps,
             config=config.session_config,
             log_step_count_steps=job.train.log_step_count_steps,
-            stop_grace_period_secs=job.timeouts.stop_grace_secs,
+            stop_grace_period_secs=close_grace_secs(job),
         )
     creator = FastWorkerSessionCreator(
         scaffold,
@@ -98,5 +103,5 @@ def monitored_training_session(
     return v1.train.MonitoredSession(
         session_creator=creator,
         hooks=role_hooks.hook_objects,
-        stop_grace_period_secs=job.timeouts.stop_grace_secs,
+        stop_grace_period_secs=close_grace_secs(job),
     )

@@ -40,7 +40,9 @@ from typing import Any
 from harness import protocol
 from harness.job import JobSpec, JobSpecError
 
-FAULT_INJECT_ENV = "HARNESS_FAULT_INJECT"  # "bind:<role>:<index>" forces one bind failure (tests)
+# Fault injection for tests: "bind:<role>:<index>:<marker file>" makes that task's TF server
+# fail to bind once (the marker file records that it happened).
+FAULT_INJECT_ENV = "HARNESS_FAULT_INJECT"
 
 
 # ---- ports -------------------------------------------------------------------------------
@@ -165,9 +167,11 @@ def _start_server(job: JobSpec, role: str, index: int, cluster: dict, report: An
 
 def _injected_bind_conflict(role: str, index: int, cluster: dict) -> socket.socket | None:
     """Fault injection for tests: occupy our own port so the server's bind really fails."""
-    if os.environ.get(FAULT_INJECT_ENV) != f"bind:{role}:{index}":
+    kind, _, rest = os.environ.get(FAULT_INJECT_ENV, "").partition(":")
+    target, _, marker = rest.rpartition(":")
+    if kind != "bind" or target != f"{role}:{index}" or os.path.exists(marker):
         return None
-    os.environ.pop(FAULT_INJECT_ENV)
+    open(marker, "w").close()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("0.0.0.0", int(cluster[role][index].rsplit(":", 1)[1])))
     sock.listen(1)

@@ -8,6 +8,7 @@ has set before calling it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -19,6 +20,8 @@ from harness.job import JobSpec
 from harness.session import monitored_training_session
 from hooks.progress import ProgressHook
 from hooks.stop import StopSignalHook
+
+log = logging.getLogger(__name__)
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -53,7 +56,8 @@ def build_task_graph(
 
     def harness_hooks(loss: tf.Tensor) -> list[Any]:
         progress.append(ProgressHook(report, loss))
-        return [progress[0], StopSignalHook(stop_event)]
+        unblock_after = max(0.5, job.timeouts.stop_grace_secs / 5)
+        return [progress[0], StopSignalHook(stop_event, unblock_after_secs=unblock_after)]
 
     graph = build_train_graph(job, config, model_fn, input_fn, harness_hooks)
     return graph, progress[0]
@@ -65,9 +69,17 @@ def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | Non
     graph, progress = build_task_graph(job, config, report, stop_event)
     loss = None
     with graph.graph.as_default():
-        with monitored_training_session(job, config, graph.scaffold, graph.role_hooks) as sess:
-            while not sess.should_stop():
-                _, loss = sess.run([graph.train_op, graph.loss])
+        try:
+            with monitored_training_session(job, config, graph.scaffold, graph.role_hooks) as sess:
+                while not sess.should_stop():
+                    _, loss = sess.run([graph.train_op, graph.loss])
+        except Exception:
+            # After a stop signal that had to close the queues (hooks.stop), queue runners may
+            # report the closed queues while the session closes; training itself ended
+            # normally (every hook's end() ran, the final checkpoint is saved).
+            if not (stop_event.is_set() and progress.ended):
+                raise
+            log.warning("ignored an error raised while closing the session after the stop signal")
     report(
         "done",
         global_step=int(progress.last_global_step or 0),

@@ -30,12 +30,14 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self.local_steps = 0
         self.last_global_step: int | None = None
         self.last_loss: float | None = None
+        self.ended = False
 
     def begin(self) -> None:
         self._global_step = tf.compat.v1.train.get_global_step()
         if self._global_step is None:
             raise RuntimeError("Global step should be created to use ProgressHook.")
         self.local_steps = 0
+        self.ended = False
         self._next_report = 0.0
 
     def after_create_session(self, session: Any, coord: Any) -> None:
@@ -56,6 +58,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._send("progress")
 
     def end(self, session: Any) -> None:
+        self.ended = True
         self.last_global_step = int(session.run(self._global_step))
         self._send("progress")
 

@@ -6,6 +6,7 @@ Every model is a small linear regression; ``params`` choose the extras:
   training), records ``init_fn`` calls and the value each trainer sees after session creation.
 - ``sync``: train with SyncReplicasOptimizer over all trainers, its hook in training_hooks.
 - ``slow_chief_secs``: the chief sleeps that long before each step.
+- ``token_trap``: the chief waits for tokens that workers produce (see _token_trap).
 - ``keep``: a custom Scaffold saver with that max_to_keep.
 """
 
@@ -74,6 +75,8 @@ def model_fn(features, labels, mode, params, config):
     if params.get("slow_chief_secs") and config.is_chief:
         training_hooks.append(SlowStepHook(params["slow_chief_secs"]))
     train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
+    if params.get("token_trap"):
+        train_op = _token_trap(train_op, config)
 
     scaffold_args = {}
     record = params.get("record")
@@ -99,6 +102,22 @@ def model_fn(features, labels, mode, params, config):
         training_chief_hooks=chief_hooks,
         scaffold=v1.train.Scaffold(**scaffold_args),
     )
+
+
+def _token_trap(train_op, config):
+    """The chief consumes ten tokens per step; the workers produce one per step.
+
+    When the workers stop at max_steps, the chief blocks forever in its next dequeue: the
+    shape of SyncReplicasOptimizer's end-of-training hang, made deterministic.
+    """
+    with tf.device("/job:ps/task:0"):
+        tokens = v1.FIFOQueue(
+            100000, [tf.int32], shapes=[[]], shared_name="test_tokens", name="tokens"
+        )
+    if config.is_chief:
+        with tf.control_dependencies([train_op]):
+            return tokens.dequeue_many(10).op  # needs more tokens than the workers make
+    return tf.group(train_op, tokens.enqueue(1))
 
 
 def model_fn_without_train_op(features, labels, mode):
