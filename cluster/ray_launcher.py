@@ -105,8 +105,6 @@ class RayTaskHandle:
         self.info: dict[str, Any] = {}
         self._ray = ray
         self._killed = False
-        self._exit_lock = threading.Lock()
-        self._reported_exit = False
         self._commands: queue.Queue[str | None] = queue.Queue()
         self._started = actor.start.remote()
         self._poller = threading.Thread(
@@ -146,8 +144,6 @@ class RayTaskHandle:
             inbox.line(self, f"the Ray actor failed to start the task: {exc}")
             code = ACTOR_DIED
         self._commands.put(None)
-        with self._exit_lock:
-            self._reported_exit = True
         inbox.exited(self, code)
 
     def _send_loop(self) -> None:
@@ -247,9 +243,13 @@ class RayLauncher:
 
     # ---- placement -----------------------------------------------------------------------
 
-    def _reserve(self, plan_tasks: list[TaskPlan]) -> None:
+    def _reserve(self) -> None:
+        """Create the job's placement group (bundles in plan order) and wait until it is placed."""
         from ray.util.placement_group import placement_group, remove_placement_group
 
+        from cluster.plan import make_plan
+
+        plan_tasks = list(make_plan(self.job, "ray").tasks)
         bundles = [bundle_for(task) for task in plan_tasks]
         self._bundle_index = {task.key: i for i, task in enumerate(plan_tasks)}
         placement = self.job.placement
@@ -297,8 +297,7 @@ class RayLauncher:
         if self._closed:
             raise JobFailed("the Ray launcher is closed")
         if self.placement_group is None:
-            supervisor = getattr(inbox, "plan_tasks", None)
-            self._reserve(list(supervisor or self._tasks_of(task)))
+            self._reserve()
         previous = self.handles.get(task.key)
         if previous is not None:  # its bundle and its name must be free for the new actor
             previous.kill()
@@ -307,11 +306,6 @@ class RayLauncher:
         self.handles[task.key] = handle
         self.all_handles.append(handle)
         return handle
-
-    def _tasks_of(self, task: TaskPlan) -> list[TaskPlan]:
-        from cluster.plan import make_plan
-
-        return list(make_plan(self.job, "ray", python=task.command[0]).tasks)
 
     def _create_actor(self, task: TaskPlan) -> Any:
         ray = self._ray

@@ -133,6 +133,7 @@ class Supervisor:
         self.timings: dict[str, float] = {}
         self._t0 = clock()
         self._last_global_advance = clock()
+        self._workers_done_at: float | None = None
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -320,25 +321,28 @@ class Supervisor:
             state.handle.send(protocol.encode_command("stop"))
 
     def _check_lingering_chief(self) -> None:
-        """Stop a chief still in a step after every worker finished at max_steps.
+        """Stop a chief that is stuck in a step after every worker finished at max_steps.
 
         This is the end-of-training trap of synchronous training: the last replica waits for a
-        token that no other replica will produce. The chief's stop signal ends its step
-        (hooks.stop) and it finishes normally, final checkpoint included.
+        token that no other replica will produce. A chief that still makes steps (say, one that
+        was restarted and restored an older checkpoint) is left alone. The stop signal ends
+        the blocked step (hooks.stop) and the chief finishes normally, final checkpoint
+        included.
         """
         workers = [s for k, s in self.states.items() if k.startswith("worker:")]
-        if self.chief_done or not workers or self.global_step < self.job.train.max_steps:
+        if self.chief_done or not workers or not all(s.exited and s.done for s in workers):
+            self._workers_done_at = None
             return
-        if not all(s.exited and s.done for s in workers):
-            return
-        self._workers_done_at = getattr(self, "_workers_done_at", None) or self.clock()
-        if (
-            self.clock() - self._workers_done_at > self.job.timeouts.stop_grace_secs
-            and "chief:0" not in self.stop_sent
-        ):
+        now = self.clock()
+        self._workers_done_at = self._workers_done_at or now
+        grace = self.job.timeouts.stop_grace_secs
+        chief = self.states["chief:0"]
+        stuck = now - chief.last_advance > grace and now - self._workers_done_at > grace
+        if stuck and "chief:0" not in self.stop_sent:
             self.console.info(
-                "chief:0 is still in a training step although every worker stopped at max_steps "
-                "(a replica waiting for the others, as in synchronous training); telling it to stop"
+                "chief:0 has made no step for "
+                f"{grace:g} s although every worker stopped at max_steps (a replica waiting for "
+                "the others, as at the end of synchronous training); telling it to stop"
             )
             self._send_stop("chief:0")
 

@@ -5,6 +5,7 @@ Every model is a small linear regression; ``params`` choose the extras:
 - ``record``: path of a JSON-lines file; adds LifecycleRecorderHooks (chief-only and
   training), records ``init_fn`` calls and the value each trainer sees after session creation.
 - ``sync``: train with SyncReplicasOptimizer over all trainers, its hook in training_hooks.
+- ``slow_secs``: every trainer sleeps that long before each step.
 - ``slow_chief_secs``: the chief sleeps that long before each step.
 - ``token_trap``: the chief waits for tokens that workers produce (see _token_trap).
 - ``keep``: a custom Scaffold saver with that max_to_keep.
@@ -72,6 +73,8 @@ def model_fn(features, labels, mode, params, config):
             total_num_replicas=config.num_worker_replicas,
         )
         training_hooks.append(optimizer.make_session_run_hook(config.is_chief))
+    if params.get("slow_secs"):
+        training_hooks.append(SlowStepHook(params["slow_secs"]))
     if params.get("slow_chief_secs") and config.is_chief:
         training_hooks.append(SlowStepHook(params["slow_chief_secs"]))
     train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())

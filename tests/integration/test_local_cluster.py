@@ -1,0 +1,203 @@
+"""Real local clusters: one OS process and one TF gRPC server per task, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from harness.testing import leftover_task_processes, run_local_cluster
+
+MODEL = "tests.integration.models:model_fn"
+INPUT = "tests.integration.models:input_fn"
+REPO = str(Path(__file__).resolve().parents[2])
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def run(tmp_path, **fields):
+    fields.setdefault("model_dir", tmp_path / "model")
+    fields.setdefault("source_dirs", (REPO,))
+    result = run_local_cluster(fields.pop("model_fn", MODEL), INPUT, **fields)
+    assert not leftover_task_processes(result.model_dir), "task processes left running"
+    return result
+
+
+def read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def checkpoint_step(model_dir: Path) -> int:
+    reader = tf.train.load_checkpoint(str(model_dir))
+    return int(reader.get_tensor("global_step"))
+
+
+def test_hooks_run_only_where_their_role_says(tmp_path):
+    record = tmp_path / "record.jsonl"
+    result = run(tmp_path, workers=2, ps=1, max_steps=30, params={"record": str(record)})
+    assert result.succeeded, result.error
+    records = read_records(record)
+    calls = Counter((r["hook"], r["task"], r["call"]) for r in records if "hook" in r)
+
+    chief_hook_tasks = {task for hook, task, _ in calls if hook == "chief_hook"}
+    training_hook_tasks = {task for hook, task, _ in calls if hook == "training_hook"}
+    assert chief_hook_tasks == {"chief:0"}
+    assert training_hook_tasks == {"chief:0", "worker:0", "worker:1"}
+    assert not any(r["task"].startswith("ps") for r in records)
+    for hook, tasks in (
+        ("chief_hook", ["chief:0"]),
+        ("training_hook", ["chief:0", "worker:0", "worker:1"]),
+    ):
+        for task in tasks:
+            assert calls[(hook, task, "begin")] == 1
+            assert calls[(hook, task, "end")] == 1, (hook, task)
+            assert calls[(hook, task, "after_create_session")] >= 1
+            assert calls[(hook, task, "before_run")] == calls[(hook, task, "after_run")] >= 1
+
+    # Scaffold: init_fn runs on the chief only, and every trainer sees the value it set.
+    init_calls = [r for r in records if r.get("call") == "init_fn"]
+    assert [r["task"] for r in init_calls] == ["chief:0"]
+    seen = {r["task"]: r["value"] for r in records if r.get("call") == "seen_marker"}
+    assert seen == {"chief:0": 42.0, "worker:0": 42.0, "worker:1": 42.0}
+    assert result.summary["tasks"]["ps:0"]["local_steps"] == 0
+
+
+def test_custom_saver_keeps_two_checkpoints_and_a_second_run_restores(tmp_path):
+    record = tmp_path / "record.jsonl"
+    params = {"record": str(record), "keep": 2}
+    first = run(
+        tmp_path, workers=1, ps=1, max_steps=40, params=params, train={"save_checkpoints_steps": 8}
+    )
+    assert first.succeeded, first.error
+    assert len(list(first.model_dir.glob("model.ckpt-*.index"))) == 2
+    assert checkpoint_step(first.model_dir) >= 40
+
+    second = run(
+        tmp_path, workers=1, ps=1, max_steps=70, params=params, train={"save_checkpoints_steps": 8}
+    )
+    assert second.succeeded, second.error
+    records = read_records(record)
+    assert sum(r.get("call") == "init_fn" for r in records) == 1, "restore must not run init_fn"
+    assert checkpoint_step(second.model_dir) >= 70
+    assert second.final_global_step >= 70
+    assert len(list(second.model_dir.glob("model.ckpt-*.index"))) == 2
+
+
+def test_without_ps_the_chief_hosts_the_variables(tmp_path):
+    result = run(tmp_path, workers=2, ps=0, max_steps=40)
+    assert result.succeeded, result.error
+    assert checkpoint_step(result.model_dir) >= 40
+    graph = (result.model_dir / "graph.pbtxt").read_text()
+    assert '"/job:chief/task:0"' in graph and "/job:ps" not in graph
+
+
+def test_two_ps_tasks_share_the_variables(tmp_path):
+    result = run(tmp_path, workers=1, ps=2, max_steps=40)
+    assert result.succeeded, result.error
+    graph = (result.model_dir / "graph.pbtxt").read_text()
+    assert "/job:ps/task:0" in graph and "/job:ps/task:1" in graph
+    assert checkpoint_step(result.model_dir) >= 40
+
+
+def test_sync_replicas_training_reaches_max_steps(tmp_path):
+    result = run(tmp_path, workers=1, ps=1, max_steps=30, params={"sync": True})
+    assert result.succeeded, result.error
+    assert checkpoint_step(result.model_dir) == 30
+
+
+def test_a_chief_blocked_at_the_end_is_stopped_and_still_saves(tmp_path):
+    """The last replica waiting for tokens that never come (sync training's end) cannot hang."""
+    result = run(
+        tmp_path,
+        workers=1,
+        ps=1,
+        max_steps=40,
+        params={"token_trap": True},
+        timeouts={"stop_grace_secs": 6},
+        failure={"stall_timeout_secs": 60},
+    )
+    assert result.succeeded, result.error
+    assert checkpoint_step(result.model_dir) >= 40
+    chief_log = (result.model_dir / "logs" / "chief-0.log").read_text()
+    assert "closing the graph's 1 queue(s)" in chief_log
+
+
+def _kill_when_checkpointed(
+    model_dir: Path, role: str, min_step: int, done: threading.Event
+) -> None:
+    """SIGKILL the task process of ``role`` once a checkpoint at >= min_step exists."""
+    while not done.is_set():
+        state = tf.train.get_checkpoint_state(str(model_dir))
+        if state and int(state.model_checkpoint_path.rsplit("-", 1)[1]) >= min_step:
+            for proc in leftover_task_processes(model_dir):
+                if f"--role {role} " in " ".join(proc.cmdline()) + " ":
+                    os.kill(proc.pid, signal.SIGKILL)
+                    return
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("role", ["worker", "chief", "ps"])
+def test_a_killed_task_is_recovered_and_the_job_completes(tmp_path, role):
+    model_dir = tmp_path / "model"
+    done = threading.Event()
+    killer = threading.Thread(
+        target=_kill_when_checkpointed, args=(model_dir, role, 20, done), daemon=True
+    )
+    killer.start()
+    try:
+        result = run(
+            tmp_path,
+            workers=1,
+            ps=1,
+            max_steps=300,
+            params={"slow_chief_secs": 0.02},
+            train={"save_checkpoints_steps": 10},
+        )
+    finally:
+        done.set()
+    assert result.succeeded, result.error
+    assert result.summary["restarts"] == 1
+    assert result.summary["failures"][0]["task"] == f"{role}:0"
+    assert checkpoint_step(model_dir) >= 300
+
+
+def test_a_server_that_cannot_bind_reruns_the_rendezvous(tmp_path, capsys):
+    marker = tmp_path / "bind-failed-once"
+    result = run(
+        tmp_path,
+        workers=1,
+        ps=1,
+        max_steps=20,
+        extra_env={"HARNESS_FAULT_INJECT": f"bind:worker:0:{marker}"},
+    )
+    assert marker.exists(), "the fault was not injected"
+    assert result.succeeded, result.error
+    assert result.summary["restarts"] == 0
+    out = capsys.readouterr().out
+    assert "worker:0: TF server could not bind" in out
+    assert "re-running the rendezvous with fresh ports" in out
+    assert checkpoint_step(result.model_dir) >= 20
+
+
+def test_a_stalled_global_step_fails_with_every_tasks_stack(tmp_path):
+    result = run(
+        tmp_path,
+        workers=1,
+        ps=1,
+        max_steps=100000,
+        params={"slow_secs": 3600},
+        failure={"stall_timeout_secs": 8},
+        train={"save_checkpoints_steps": 1000},
+    )
+    assert not result.succeeded
+    assert "has not advanced for 8 s" in result.error
+    assert "chief:0" in result.error
+    chief_log = (result.model_dir / "logs" / "chief-0.log").read_text()
+    assert "in before_run" in chief_log  # faulthandler's dump of the chief's main thread
