@@ -8,7 +8,8 @@ Per role, as TF's between-graph replication needs it:
                       (the variables held by the lost ps are gone for every task);
 - a user error     -> fail at once, never retried (model_fn/input_fn raised, invalid
                       ModelFnOps, NaN loss): a restart would fail the same way;
-- after the chief has finished training, a worker or ps ending badly no longer matters;
+- after the chief has finished its training loop (the job has succeeded), a task ending
+  badly no longer matters;
 - every restart counts against ``failure.max_failures``; one more failure than that fails
   the job.
 """
@@ -42,7 +43,7 @@ def decide(
     failure: TaskFailure, failures_so_far: int, max_failures: int, chief_done: bool
 ) -> Decision:
     """The decision for one failure. ``failures_so_far`` excludes this one."""
-    if chief_done and failure.role != "chief":
+    if chief_done:
         return Decision.IGNORE
     if failure.user_error:
         return Decision.FAIL

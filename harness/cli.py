@@ -53,7 +53,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan, start nothing")
     run.add_argument("--image", help="container image (k8s dry-run)")
     run.add_argument("--quiet", action="store_true", help="do not echo task output (still logged)")
+    _add_render_parser(commands)
     return parser
+
+
+def _add_render_parser(commands: Any) -> None:
+    render = commands.add_parser(
+        "render",
+        help="print the Kubernetes manifests of a job",
+        description="Render a KubeRay RayJob (or RayCluster, or the job's NetworkPolicy) for "
+        "JOB.yaml, with the shared volume for model_dir. See docs/kubernetes.md.",
+    )
+    render.add_argument("target", choices=["k8s"])
+    render.add_argument("job", metavar="JOB.yaml")
+    render.add_argument("--image", help="container image built from k8s/Dockerfile")
+    render.add_argument("--namespace", default="default")
+    render.add_argument("--name", help="name of the RayJob/RayCluster (default: the job name)")
+    render.add_argument(
+        "--kind", choices=["rayjob", "raycluster", "networkpolicy"], default="rayjob"
+    )
+    render.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
+    render.add_argument("--storage-size", default="10Gi", help="size of the model_dir volume")
+    render.add_argument("--storage-class", help="a storage class offering ReadWriteMany")
+    render.add_argument(
+        "--active-deadline", type=int, default=86400, help="seconds before the RayJob fails"
+    )
+    render.add_argument(
+        "--pre-running-deadline",
+        type=int,
+        default=1800,
+        help="seconds the RayJob may take to start running (0: leave the field out)",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             code = _validate(args)
         elif args.command == "run":
             code = _run(args)
+        elif args.command == "render":
+            code = _render(args)
         else:  # pragma: no cover - argparse rejects unknown commands
             code = EXIT_INVALID
     except JobSpecError as exc:
@@ -100,6 +132,31 @@ def _run(args: Any) -> int:
         return EXIT_OK
     print(f"harness: job {job.name} {summary['status']}: {summary['error']}", file=sys.stderr)
     return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_FAILED
+
+
+def _render(args: Any) -> int:
+    from cluster.k8s import Lifecycle, PvcOptions, render
+    from harness.job import JobSpec
+
+    job = JobSpec.from_yaml(args.job)
+    text = render(
+        job,
+        args.kind,
+        image=args.image,
+        namespace=args.namespace,
+        name=args.name,
+        pvc=PvcOptions(size=args.storage_size, storage_class=args.storage_class),
+        lifecycle=Lifecycle(
+            active_deadline=args.active_deadline,
+            pre_running_deadline=args.pre_running_deadline or None,
+        ),
+    )
+    if args.output:
+        with open(args.output, "w") as out:
+            out.write(text + "\n")
+    else:
+        print(text)
+    return EXIT_OK
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

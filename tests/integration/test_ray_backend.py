@@ -1,0 +1,526 @@
+"""The Ray backend on real Ray clusters (loopback only, no mocks).
+
+- the example shape (1 chief + 2 workers + 1 ps) trains on a local Ray;
+- several simulated nodes with fake GPUs: trainers land on GPU nodes and each task process
+  sees exactly its Ray-assigned GPUs in CUDA_VISIBLE_DEVICES (ps sees none);
+- a placement group that cannot fit fails fast with what was requested and what exists;
+- killing a worker, ps or chief actor mid-run: the job still completes;
+- ``ray job submit`` against a real ``ray start --head`` with token authentication.
+
+After every job: no actor, no placement group and no task process of the job remains.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray address is 127.0.0.1
+
+import json
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import ray
+from ray.util.state import list_actors, list_placement_groups
+
+from cluster.plan import make_plan
+from cluster.ray_launcher import describe_ray_plan
+from harness.job import JobSpec
+from harness.run import run_job
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+RAY_BIN = Path(sys.executable).parent / "ray"
+
+MODEL_MODULE = "raytest_model"
+MODEL_SOURCE = '''
+"""Linear regression for the Ray backend tests; params choose slow steps or a failure."""
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from harness import ModelFnOps
+
+v1 = tf.compat.v1
+
+
+def input_fn(params):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(256, 1)).astype(np.float32)
+    y = (2.0 * x + 1.0).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(({"x": x}, y)).repeat().batch(16)
+
+
+class SleepHook(v1.train.SessionRunHook):
+    def __init__(self, secs):
+        self._secs = secs
+
+    def after_run(self, run_context, run_values):
+        time.sleep(self._secs)
+
+
+def model_fn(features, labels, mode, params, config):
+    if params.get("fail"):
+        raise RuntimeError("boom: this model_fn fails on purpose")
+    w = v1.get_variable("w", [1, 1], initializer=v1.zeros_initializer())
+    b = v1.get_variable("b", [1], initializer=v1.zeros_initializer())
+    predictions = tf.matmul(features["x"], w) + b
+    loss = tf.reduce_mean(tf.square(predictions - labels))
+    optimizer = v1.train.GradientDescentOptimizer(0.05)
+    train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
+    sleep = params.get("step_sleep_secs")
+    return ModelFnOps(
+        mode,
+        predictions={"y": predictions},
+        loss=loss,
+        train_op=train_op,
+        training_hooks=[SleepHook(sleep)] if sleep else [],
+    )
+'''
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_model(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{MODEL_MODULE}.py").write_text(MODEL_SOURCE)
+    return directory
+
+
+def job_spec(
+    tmp_path: Path,
+    name: str,
+    *,
+    gpu: float = 0.0,
+    max_steps: int = 60,
+    params: dict[str, Any] | None = None,
+    module: str = MODEL_MODULE,
+    **sections: Any,
+) -> JobSpec:
+    """1 chief + 2 workers + 1 ps at cpu 0.5 each; ``sections`` replace top-level keys."""
+    src = write_model(tmp_path / "src")
+    data = {
+        "name": name,
+        "model_fn": f"{module}:model_fn",
+        "input_fn": f"{module}:input_fn",
+        "model_dir": str(tmp_path / "model"),
+        "params": params or {},
+        "cluster": {"workers": 2, "ps": 1},
+        "resources": {
+            "chief": {"cpu": 0.5, "gpu": gpu},
+            "worker": {"cpu": 0.5, "gpu": gpu},
+            "ps": {"cpu": 0.5},
+        },
+        "train": {"max_steps": max_steps, "save_checkpoints_steps": 20},
+        "failure": {"max_failures": 3, "stall_timeout_secs": 120},
+        "source_dirs": [str(src), str(REPO)],
+        **sections,
+    }
+    return JobSpec.from_dict(data)
+
+
+def task_processes(model_dir: str) -> list[psutil.Process]:
+    """Live ``harness.task`` processes of the job whose model_dir is ``model_dir``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            if "harness.task" in cmdline and model_dir in proc.environ().get("HARNESS_JOB", ""):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def job_actors(job: JobSpec, state: str | None = None) -> list[Any]:
+    filters = [("state", "=", state)] if state else None
+    actors = list_actors(filters=filters, limit=10000)
+    return [a for a in actors if (a.name or "").startswith(f"{job.name}-")]
+
+
+def assert_nothing_left(job: JobSpec) -> None:
+    """No live actor, no placement group and no task process of ``job`` remains."""
+    alive = job_actors(job, "ALIVE")
+    assert not alive, f"actors left alive: {[(a.name, a.state) for a in alive]}"
+    groups = [
+        g
+        for g in list_placement_groups(limit=10000)
+        if g.name.startswith(f"harness-{job.name}-") and g.state != "REMOVED"
+    ]
+    assert not groups, f"placement groups left: {[(g.name, g.state) for g in groups]}"
+    assert not task_processes(job.model_dir), "task processes left running"
+
+
+def run_summary(job: JobSpec) -> dict[str, Any]:
+    summary = run_job(job, backend="ray", quiet=True)
+    on_disk = json.loads(Path(job.model_dir, "run.json").read_text())
+    assert on_disk["status"] == summary["status"]
+    return summary
+
+
+def latest_checkpoint_step(model_dir: str) -> int:
+    try:
+        text = Path(model_dir, "checkpoint").read_text()
+    except OSError:
+        return -1
+    match = re.search(r'model_checkpoint_path: ".*?-(\d+)"', text)
+    return int(match.group(1)) if match else -1
+
+
+@pytest.fixture
+def local_ray():
+    """A local Ray with a dashboard (the state API needs it); RayLauncher attaches to it."""
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=free_port(),
+        logging_level="WARNING",
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+# ---- the plan --------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_dry_run_describes_actors_bundles_and_commands(tmp_path):
+    job = job_spec(tmp_path, "dry", gpu=1, placement={"strategy": "SPREAD", "timeout_secs": 7})
+    text = describe_ray_plan(make_plan(job, "ray"))
+    assert "strategy SPREAD" in text and "7 s" in text
+    for name in ("dry-chief-0", "dry-worker-0", "dry-worker-1", "dry-ps-0"):
+        assert f"actor {name}," in text
+    assert "bundle 0 {CPU: 0.5, GPU: 1}" in text
+    assert "bundle 3 {CPU: 0.5}" in text  # ps: never a GPU
+    assert "-m harness.task --role ps --index 0" in text
+    assert not ray.is_initialized()
+
+
+# ---- training on Ray ---------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_example_shape_trains_to_max_steps(tmp_path, local_ray):
+    job = job_spec(tmp_path, "example", module="examples.linear.model")
+    summary = run_summary(job)
+    assert summary["status"] == "succeeded", summary["error"]
+    assert summary["backend"] == "ray"
+    assert summary["final_global_step"] >= 60
+    assert set(summary["tasks"]) == {"chief:0", "worker:0", "worker:1", "ps:0"}
+    assert summary["restarts"] == 0
+    assert len(job_actors(job)) == 4  # they existed, and are dead now
+    assert_nothing_left(job)
+
+
+@pytest.mark.timeout(180)
+def test_trainers_get_their_own_gpus_and_ps_none(tmp_path):
+    """A CPU-only head and two nodes with two fake GPUs each (ray.cluster_utils.Cluster)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        connect=False,
+        head_node_args={
+            "num_cpus": 2,
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": free_port(),
+        },
+    )
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=2, num_gpus=2)
+        cluster.wait_for_nodes()
+        cluster.connect()
+        gpu_nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("GPU")}
+        assert len(gpu_nodes) == 2
+
+        job = job_spec(tmp_path, "gpus", gpu=1)
+        seen: dict[str, str] = {}
+        stop = threading.Event()
+
+        def watch() -> None:  # each task process's own environment, as it was started
+            while not stop.is_set():
+                for proc in task_processes(job.model_dir):
+                    try:
+                        args = proc.cmdline()
+                        key = f"{args[args.index('--role') + 1]}:{args[args.index('--index') + 1]}"
+                        seen[key] = proc.environ().get("CUDA_VISIBLE_DEVICES", "<unset>")
+                    except (psutil.Error, ValueError, IndexError):
+                        continue
+                time.sleep(0.2)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            summary = run_summary(job)
+        finally:
+            stop.set()
+            watcher.join()
+        assert summary["status"] == "succeeded", summary["error"]
+
+        assert set(seen) == {"chief:0", "worker:0", "worker:1", "ps:0"}, seen
+        assert seen["ps:0"] == ""
+        node_of = {
+            a.name.removeprefix("gpus-").replace("-", ":"): a.node_id for a in job_actors(job)
+        }
+        trainers = ["chief:0", "worker:0", "worker:1"]
+        for key in trainers:
+            assert seen[key] in ("0", "1"), (key, seen)
+            assert node_of[key] in gpu_nodes, (key, node_of)
+        for node in gpu_nodes:
+            on_node = [seen[k] for k in trainers if node_of[k] == node]
+            assert len(on_node) == len(set(on_node)), f"two trainers share a GPU: {seen}"
+        assert_nothing_left(job)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.mark.timeout(90)
+def test_unplaceable_job_fails_fast_with_what_was_asked_and_what_exists(tmp_path, local_ray):
+    job = job_spec(tmp_path, "toobig", gpu=4, placement={"strategy": "PACK", "timeout_secs": 3})
+    start = time.monotonic()
+    summary = run_summary(job)
+    elapsed = time.monotonic() - start
+    assert summary["status"] == "failed"
+    error = summary["error"]
+    assert "could not be placed within 3 s" in error
+    assert "chief 1 x {CPU: 0.5, GPU: 4}" in error
+    assert "worker 2 x {CPU: 0.5, GPU: 4}" in error
+    assert "ps 1 x {CPU: 0.5}" in error
+    assert "the cluster has: {CPU: 4" in error and "GPU" not in error.split("the cluster has:")[1]
+    assert elapsed < 30, f"took {elapsed:.0f} s"
+    assert job_actors(job) == []  # no actor was ever created
+    assert_nothing_left(job)
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("victim", ["worker:0", "ps:0", "chief:0"])
+def test_killed_actor_is_restarted_and_the_job_completes(tmp_path, local_ray, victim):
+    max_steps = 200
+    job = job_spec(tmp_path, "kill", max_steps=max_steps, params={"step_sleep_secs": 0.05})
+    name = f"kill-{victim.replace(':', '-')}"
+    killed: list[str] = []
+
+    def kill_when_past_step_20() -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and latest_checkpoint_step(job.model_dir) < 20:
+            time.sleep(0.1)
+        for actor in list_actors(filters=[("name", "=", name), ("state", "=", "ALIVE")]):
+            ray.kill(ray.get_actor(name, namespace=actor.ray_namespace), no_restart=True)
+            killed.append(actor.actor_id)
+
+    killer = threading.Thread(target=kill_when_past_step_20, daemon=True)
+    killer.start()
+    summary = run_summary(job)
+    killer.join()
+    assert killed, "the actor was never killed"
+    assert summary["status"] == "succeeded", summary["error"]
+    assert summary["final_global_step"] >= max_steps
+    assert summary["restarts"] >= 1
+    assert summary["failures"][0]["task"] == victim
+    assert summary["failures"][0]["exit_code"] != 0
+    assert_nothing_left(job)
+
+
+# ---- ray job submit against a real head ----------------------------------------------------------
+
+
+class RayHead:
+    """``ray start --head --block`` on 127.0.0.1 with token authentication, in its own
+    session and temp dir, so that stopping it touches no other Ray on this machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: socket paths
+        token = root / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        env["PATH"] = f"{RAY_BIN.parent}{os.pathsep}{env.get('PATH', '')}"  # the job's python
+        env.update(
+            RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(token),
+        )
+        self.dashboard = f"http://127.0.0.1:{free_port()}"
+        self.env = {**env, "RAY_ADDRESS": self.dashboard}
+        ports = {
+            "port": free_port(),
+            "dashboard-port": self.dashboard.rsplit(":", 1)[1],
+            "ray-client-server-port": free_port(),
+            "dashboard-agent-listen-port": free_port(),
+            "dashboard-agent-grpc-port": free_port(),
+            "runtime-env-agent-port": free_port(),
+            "metrics-export-port": free_port(),
+        }
+        command = [str(RAY_BIN), "start", "--head", "--block", "--node-ip-address=127.0.0.1"]
+        command += [f"--{flag}={value}" for flag, value in ports.items()]
+        command += [
+            "--dashboard-host=127.0.0.1",
+            "--num-cpus=4",
+            f"--temp-dir={self.temp_dir}",
+            "--disable-usage-stats",
+        ]
+        self.log = open(root / "head.log", "w")
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def ray(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(RAY_BIN), *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.root / "head.log").read_text()[-3000:]
+            if self.ray("job", "list", timeout=30).returncode == 0:
+                return
+            time.sleep(1)
+        raise AssertionError(
+            "the Ray head did not come up: " + (self.root / "head.log").read_text()
+        )
+
+    def processes(self) -> list[psutil.Process]:
+        """Every process of this head: those naming its temp dir, and their descendants."""
+        roots = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(self.temp_dir in arg for arg in proc.info["cmdline"] or []):
+                roots.append(proc)
+        found = {p.pid: p for p in roots}
+        for proc in roots:
+            try:
+                found.update({c.pid: c for c in proc.children(recursive=True)})
+            except psutil.NoSuchProcess:
+                pass
+        return list(found.values())
+
+    def stop(self) -> None:
+        """SIGTERM ``ray start --block`` (it stops its processes), then SIGKILL what is left."""
+        survivors = self.processes()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for proc in survivors + self.processes():
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    head = RayHead(tmp_path)
+    try:
+        head.wait_ready()
+        yield head
+    finally:
+        head.stop()
+    assert head.processes() == [], "processes of the Ray head are left"
+
+
+def submit(head: RayHead, workdir: Path, submission_id: str) -> subprocess.CompletedProcess[str]:
+    """``ray job submit --working-dir`` with harness shipped as py_modules (not installed)."""
+    runtime_env = {"py_modules": [str(REPO / p) for p in ("harness", "cluster", "hooks")]}
+    return head.ray(
+        "job",
+        "submit",
+        f"--submission-id={submission_id}",
+        f"--working-dir={workdir}",
+        f"--runtime-env-json={json.dumps(runtime_env)}",
+        "--",
+        "python",
+        "-m",
+        "harness",
+        "run",
+        "job.yaml",
+    )
+
+
+def job_yaml(model_dir: Path, name: str, params: dict[str, Any]) -> str:
+    return textwrap.dedent(
+        f"""\
+        name: {name}
+        model_fn: {MODEL_MODULE}:model_fn
+        input_fn: {MODEL_MODULE}:input_fn
+        model_dir: {model_dir}
+        params: {json.dumps(params)}
+        cluster: {{workers: 2, ps: 1}}
+        resources:
+          chief: {{cpu: 0.5}}
+          worker: {{cpu: 0.5}}
+          ps: {{cpu: 0.5}}
+        train: {{max_steps: 60, save_checkpoints_steps: 20}}
+        """
+    )
+
+
+@pytest.mark.timeout(240)
+def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
+    results = {}
+    for name, params in (("submit-ok", {}), ("submit-fails", {"fail": True})):
+        workdir = write_model(tmp_path / name)
+        (workdir / "job.yaml").write_text(job_yaml(tmp_path / f"{name}-model", name, params))
+        submitted = submit(ray_head, workdir, name)
+        status = ray_head.ray("job", "status", name, timeout=60)
+        logs = ray_head.ray("job", "logs", name, timeout=60)
+        results[name] = (submitted, status.stdout + status.stderr, logs.stdout)
+
+    submitted, status, logs = results["submit-ok"]
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    assert "SUCCEEDED" in status
+    assert "[chief:0]" in logs and "[harness] chief finished training" in logs
+    assert "harness: job submit-ok succeeded" in logs
+    run = json.loads((tmp_path / "submit-ok-model" / "run.json").read_text())
+    assert run["status"] == "succeeded" and run["final_global_step"] >= 60
+
+    submitted, status, logs = results["submit-fails"]
+    assert submitted.returncode != 0
+    assert "FAILED" in status
+    assert "boom: this model_fn fails on purpose" in logs
+    assert "harness: job submit-fails failed" in logs
+
+    listed = ray_head.ray("list", "actors", "--filter", "state=ALIVE", "--format=json")
+    assert listed.returncode == 0, listed.stderr
+    names = [a.get("name") or "" for a in json.loads(listed.stdout)]
+    assert not [n for n in names if n.startswith("submit-")], names
+    groups = ray_head.ray("list", "placement-groups", "--format=json")
+    assert groups.returncode == 0, groups.stderr
+    left = [g for g in json.loads(groups.stdout) if g["state"] != "REMOVED"]
+    assert left == [], left
