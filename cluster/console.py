@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -16,6 +17,21 @@ from typing import IO
 
 from rich.console import Console as RichConsole
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+# TensorFlow start-up chatter, hidden on the console (task log files keep every line):
+# absl's pre-init notice, oneDNN/CPU-feature notes, the CUDA probe on machines without a GPU,
+# and StepCounterHook's "global step has not been increased" warning, which is spurious when
+# several replicas share the global step.
+_CONSOLE_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations|cudart_stub\.cc"
+    r"|cuda_platform\.cc.*cuInit|cuda_executor\.cc|To enable the following instructions"
+    r"|rebuild TensorFlow with the appropriate compiler flags"
+    r"|It seems that global step \(tf\.train\.get_global_step\) has not been increased"
+)
+
+
+def is_console_noise(line: str) -> bool:
+    return bool(_CONSOLE_NOISE.search(line))
 
 
 class Console:
@@ -60,7 +76,7 @@ class Console:
             if log is None:
                 log = self._files[key] = open(self.log_path(key), "a", buffering=1)
             log.write(line + "\n")
-            if not self._quiet_tasks:
+            if not self._quiet_tasks and not is_console_noise(line):
                 self._print(f"[{key}] {line}")
 
     def info(self, message: str) -> None:

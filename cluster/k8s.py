@@ -74,6 +74,7 @@ POLICY_PORTS = ((6379, 6383), (8080, 8080), (8265, 8265), TASK_PORT_RANGE, (5236
 _KIND_NAMES = {"rayjob": "RayJob", "raycluster": "RayCluster", "networkpolicy": "NetworkPolicy"}
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:@]*$", re.IGNORECASE)
 _RESERVED_DIRS = (PROJECT_DIR, JOB_DIR, "/dev/shm", "/tmp/ray", "/home/ray", "/usr", "/etc")
@@ -328,9 +329,18 @@ def _check_model_dir(job: JobSpec, pvc: PvcOptions | None) -> None:
 
 
 def _check_pvc(pvc: PvcOptions | None) -> None:
-    if pvc is None or pvc.existing_claim:
+    if pvc is None:
         return
-    if not _QUANTITY.match(pvc.size):
+    for flag, value in (
+        ("--existing-claim", pvc.existing_claim),
+        ("--storage-class", pvc.storage_class),
+    ):
+        if value is not None and not (len(value) <= 253 and _DNS1123_SUBDOMAIN.match(value)):
+            raise JobSpecError(
+                f"{flag}: not a valid Kubernetes object name (got {value!r}). Use lowercase "
+                "letters, digits, '-' and '.', starting and ending with a letter or digit."
+            )
+    if not pvc.existing_claim and not _QUANTITY.match(pvc.size):
         raise JobSpecError(
             f"--storage-size: not a Kubernetes quantity (got {pvc.size!r}). Use for example "
             "10Gi or 500Mi."

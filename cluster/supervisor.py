@@ -134,6 +134,7 @@ class Supervisor:
         self._t0 = clock()
         self._last_global_advance = clock()
         self._workers_done_at: float | None = None
+        self.final_global_step = 0
 
     # ---- entry point ---------------------------------------------------------------------
 
@@ -306,6 +307,7 @@ class Supervisor:
 
     def _on_chief_done(self) -> None:
         self.chief_done = True
+        self.final_global_step = self.states["chief:0"].global_step
         self.timings["training_secs"] = round(self.clock() - self._t0, 3)
         self.console.info(
             f"chief finished training at global step {self.global_step}; stopping the cluster"
@@ -474,7 +476,7 @@ class Supervisor:
             "status": status,
             "error": error,
             "backend": self.plan.backend,
-            "final_global_step": self.global_step,
+            "final_global_step": self.final_global_step if self.chief_done else self.global_step,
             "max_steps": self.job.train.max_steps,
             "last_loss": self.last_loss,
             "restarts": self.failures,

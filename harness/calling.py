@@ -13,7 +13,7 @@ only affect functions TF could not call at all: keyword-only parameters count as
 1. `features` must be declared -> `ValueError('model_fn (%s) must include features argument.')`.
 2. `params` is not None but not declared -> `ValueError('model_fn (%s) does not include params
    argument, but params (%s) is passed to Estimator.')`. Declared but None: a warning, and
-   `params=None` is passed.
+   `params={}` is passed (core Estimator kept `copy.deepcopy(params or {})`).
 3. Any declared name outside (features, labels, mode, params, config) -> `ValueError('model_fn
    (%s) has following not expected args: [...]')`. (TF also tolerated a stray `self`; here it is
    reported, since it could never be filled.)
@@ -115,7 +115,7 @@ def call_model_fn(
     if "mode" in declared:
         kwargs["mode"] = mode
     if "params" in declared:
-        kwargs["params"] = params
+        kwargs["params"] = {} if params is None else params
     if "config" in declared:
         kwargs["config"] = config
 
@@ -155,7 +155,7 @@ def call_input_fn(input_fn: Callable, mode: str, params: Any, config: Any) -> tu
     if "mode" in declared:
         kwargs["mode"] = mode
     if "params" in declared:
-        kwargs["params"] = params
+        kwargs["params"] = {} if params is None else params
     if "config" in declared:
         kwargs["config"] = config
     with tf.device("/cpu:0"):

@@ -75,6 +75,7 @@ def _add_render_parser(commands: Any) -> None:
     render.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     render.add_argument("--storage-size", default="10Gi", help="size of the model_dir volume")
     render.add_argument("--storage-class", help="a storage class offering ReadWriteMany")
+    render.add_argument("--existing-claim", help="mount this PVC at model_dir; create none")
     render.add_argument(
         "--active-deadline", type=int, default=86400, help="seconds before the RayJob fails"
     )
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ INFO lines off the console
     from harness.job import JobSpecError
+    from harness.quiet import import_tensorflow_quietly
 
+    import_tensorflow_quietly()
     try:
         if args.command == "validate":
             code = _validate(args)
@@ -145,7 +148,7 @@ def _render(args: Any) -> int:
         image=args.image,
         namespace=args.namespace,
         name=args.name,
-        pvc=PvcOptions(size=args.storage_size, storage_class=args.storage_class),
+        pvc=PvcOptions(args.storage_size, args.storage_class, args.existing_claim),
         lifecycle=Lifecycle(
             active_deadline=args.active_deadline,
             pre_running_deadline=args.pre_running_deadline or None,

@@ -137,7 +137,9 @@ class JobSpec(_Strict):
     model_fn: str
     input_fn: str
     model_dir: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    # None (no `params:` in the YAML) lets a model_fn without a params argument run, as an
+    # Estimator built without params did; a model_fn that declares params then gets {}.
+    params: dict[str, Any] | None = None
     cluster: ClusterSpecConfig = ClusterSpecConfig()
     resources: Resources = Resources()
     train: TrainConfig

@@ -20,12 +20,35 @@ def run_job(
     from cluster.supervisor import Supervisor
 
     console = Console(os.path.join(job.model_dir, "logs"), job.train.max_steps, quiet_tasks=quiet)
+    saved_step = latest_checkpoint_step(job.model_dir)
+    if saved_step is not None and saved_step >= job.train.max_steps:
+        console.info(
+            f"Skipping training since max_steps has already saved (checkpoint at step {saved_step})."
+        )
+        console.close()
+        return {
+            "job": job.name,
+            "status": "succeeded",
+            "skipped": True,
+            "error": None,
+            "final_global_step": saved_step,
+        }
     plan, launcher = _plan_and_launcher(job, backend, address, extra_env or {})
     try:
         return Supervisor(plan, launcher, console).run()
     finally:
         launcher.close()
         console.close()
+
+
+def latest_checkpoint_step(model_dir: str) -> int | None:
+    """The global step of the latest checkpoint in model_dir, or None when there is none."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    if path is None:
+        return None
+    return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
 
 
 def _plan_and_launcher(

@@ -82,7 +82,7 @@ def make_job_dict(
         "model_fn": model_fn,
         "input_fn": input_fn,
         "model_dir": str(model_dir),
-        "params": params or {},
+        "params": params,
         "cluster": {"workers": workers, "ps": ps},
         "resources": {r: {"cpu": 0.5} for r in ("chief", "worker", "ps")},
         "train": {"max_steps": max_steps, "save_checkpoints_steps": max(1, max_steps // 5)},

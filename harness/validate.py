@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from unittest import mock
 
@@ -46,7 +47,7 @@ def validate_job(job: JobSpec, origin: str) -> int:
                     job, run_config(job), lambda *a, **k: None, threading.Event()
                 )
             except UserCodeError as exc:
-                console.print(f"[red]{origin}: {role}:0: {exc}[/red]", highlight=False)
+                print(f"harness: error: {origin}: {role}:0: {exc}", file=sys.stderr)
                 return 2
         for n, entry in enumerate(graph.role_hooks.entries_in_call_order(), 1):
             table.add_row(f"{role}:0", str(n), type(entry.hook).__name__, entry.origin)

@@ -89,6 +89,11 @@ def test_custom_saver_keeps_two_checkpoints_and_a_second_run_restores(tmp_path):
     assert second.final_global_step >= 70
     assert len(list(second.model_dir.glob("model.ckpt-*.index"))) == 2
 
+    # As Estimator: max_steps already saved -> no cluster is started at all.
+    third = run(tmp_path, workers=1, ps=1, max_steps=70, params=params)
+    assert third.succeeded and third.summary["skipped"]
+    assert third.final_global_step >= 70
+
 
 def test_without_ps_the_chief_hosts_the_variables(tmp_path):
     result = run(tmp_path, workers=2, ps=0, max_steps=40)

@@ -397,6 +397,33 @@ class RayHead:
             [str(RAY_BIN), *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
 
+    def job_status(self, submission_id: str) -> str:
+        """The job's status as the Jobs API reports it (``SUCCEEDED``, ``FAILED``, ...)."""
+        code = (
+            "import os, sys; from ray.job_submission import JobSubmissionClient; "
+            "print(JobSubmissionClient(os.environ['RAY_ADDRESS']).get_job_status(sys.argv[1]))"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, submission_id],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.strip().rsplit(".", 1)[-1]
+
+    def list_state(self, kind: str, *filters: str) -> list[dict[str, Any]]:
+        """``ray list KIND --filter F ... --format=json`` (what a user checks by hand)."""
+        args = ["list", kind, "--format=json"]
+        for condition in filters:
+            args += ["--filter", condition]
+        result = self.ray(*args, timeout=60)
+        assert result.returncode == 0, result.stderr[-3000:]
+        if result.stdout.strip().startswith("No resource"):
+            return []
+        return json.loads(result.stdout)
+
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -498,13 +525,12 @@ def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
         workdir = write_model(tmp_path / name)
         (workdir / "job.yaml").write_text(job_yaml(tmp_path / f"{name}-model", name, params))
         submitted = submit(ray_head, workdir, name)
-        status = ray_head.ray("job", "status", name, timeout=60)
         logs = ray_head.ray("job", "logs", name, timeout=60)
-        results[name] = (submitted, status.stdout + status.stderr, logs.stdout)
+        results[name] = (submitted, ray_head.job_status(name), logs.stdout)
 
     submitted, status, logs = results["submit-ok"]
     assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
-    assert "SUCCEEDED" in status
+    assert status == "SUCCEEDED"
     assert "[chief:0]" in logs and "[harness] chief finished training" in logs
     assert "harness: job submit-ok succeeded" in logs
     run = json.loads((tmp_path / "submit-ok-model" / "run.json").read_text())
@@ -512,15 +538,11 @@ def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
 
     submitted, status, logs = results["submit-fails"]
     assert submitted.returncode != 0
-    assert "FAILED" in status
+    assert status == "FAILED"
     assert "boom: this model_fn fails on purpose" in logs
     assert "harness: job submit-fails failed" in logs
 
-    listed = ray_head.ray("list", "actors", "--filter", "state=ALIVE", "--format=json")
-    assert listed.returncode == 0, listed.stderr
-    names = [a.get("name") or "" for a in json.loads(listed.stdout)]
-    assert not [n for n in names if n.startswith("submit-")], names
-    groups = ray_head.ray("list", "placement-groups", "--format=json")
-    assert groups.returncode == 0, groups.stderr
-    left = [g for g in json.loads(groups.stdout) if g["state"] != "REMOVED"]
-    assert left == [], left
+    alive = ray_head.list_state("actors", "state=ALIVE")
+    assert not [a for a in alive if (a.get("name") or "").startswith("submit-")], alive
+    groups = ray_head.list_state("placement-groups")
+    assert [g for g in groups if g["state"] != "REMOVED"] == [], groups

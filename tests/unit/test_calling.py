@@ -180,7 +180,7 @@ def test_params_given_to_a_model_fn_without_params_are_rejected(graph):
     )
 
 
-def test_declared_params_without_params_get_none_and_a_warning(graph, caplog):
+def test_declared_params_without_params_get_an_empty_dict_and_a_warning(graph, caplog):
     received = {}
 
     def model_fn(features, labels, params):
@@ -189,7 +189,7 @@ def test_declared_params_without_params_get_none_and_a_warning(graph, caplog):
 
     with caplog.at_level(logging.WARNING, logger="harness"):
         _call(model_fn, params=None)
-    assert received == {"params": None}
+    assert received == {"params": {}}
     assert "includes params argument, but params are not passed" in caplog.text
 
 
