@@ -13,9 +13,11 @@ writes exactly the checked-in file) of:
 3. the RayJob (or RayCluster) itself. Both share one cluster spec (``_ray_cluster_spec``):
    a head that takes no task and no GPU, and worker groups sized by ``worker_groups``.
 
-Storage alternative: a job whose ``model_dir`` is an object-store URL that TensorFlow can
-write to (``gs://...``, ``s3://...`` with the matching filesystem plugin and credentials in
-the image) needs no shared volume; pass ``pvc=None`` to leave the claim out.
+Storage alternative: object storage mounted as a ReadWriteMany volume by its CSI driver
+(Cloud Storage FUSE, Azure Blob), passed as ``PvcOptions(existing_claim=...)``. ``pvc=None``
+leaves the volume out, for a ``model_dir`` URL that TensorFlow writes to itself; the harness
+does not support that yet (it writes ``logs/`` and ``run.json`` with plain file I/O, and
+``JobSpec.from_yaml`` reads ``model_dir`` as a path). See docs/kubernetes.md.
 
 ``render_networkpolicy`` renders a NetworkPolicy that lets only the job's own pods reach the
 TF gRPC ports and the Ray ports of its pods (see ``POLICY_PORTS``).
@@ -152,12 +154,13 @@ def worker_groups(job: JobSpec) -> tuple[WorkerGroup, ...]:
     Bundles are ``{"CPU": cpu, "GPU": gpu, "memory": memory_mb}`` per task (see
     ``cluster.ray_launcher.bundle_for``). The head advertises no CPU, so no bundle lands there.
 
-    - ``gpu-trainers``: chief/workers with ``gpu > 0``. ``gpu >= 1`` must be a whole number
-      and each pod holds one task with that many GPUs. A fraction below 1 lets
-      ``floor(1 / gpu)`` tasks share one GPU in one pod (PACK and SPREAD); under
-      STRICT_SPREAD every task needs its own node, so each pod holds one task and one GPU.
-      Anything else (1.5 GPUs) cannot be given by Kubernetes, which hands out whole GPUs,
-      together with Ray, which gives a task a fraction of one GPU or whole GPUs: it is an error.
+    - ``gpu-trainers``: chief/workers with ``gpu > 0``, sized for the larger of the two.
+      A whole number of GPUs: one task per pod with that many GPUs (Kubernetes, not Ray,
+      packs such pods onto multi-GPU nodes). A fraction below 1: ``floor(1 / gpu)`` tasks
+      share one GPU in one pod under PACK and SPREAD; under STRICT_SPREAD every task needs a
+      node of its own, so each pod holds one task and one GPU. Other amounts (1.5) raise
+      JobSpecError: a pod gets whole GPUs and Ray gives a task either a fraction of one GPU
+      or whole GPUs, so no pod could hold such a task.
     - ``cpu-trainers`` (chief/workers with no GPU) and ``ps``: one task per pod. Both groups
       use one slot, the largest CPU-only task: Ray may put any CPU-only bundle on any pod
       with room, so these pods must be interchangeable for every placement to fit.
@@ -311,8 +314,13 @@ def _check_image(job: JobSpec, image: str | None) -> None:
 
 def _check_model_dir(job: JobSpec, pvc: PvcOptions | None) -> None:
     path = job.model_dir.rstrip("/") or "/"
+    if pvc is None and path.startswith("/"):
+        raise JobSpecError(
+            f"model_dir: {job.model_dir!r} is a local path, so every pod needs the shared "
+            "volume; keep the claim (pvc), or mount an existing one (--existing-claim)."
+        )
     if pvc is None:
-        return  # model_dir is an object-store URL or otherwise reachable from every pod
+        return  # a URL that TensorFlow writes to directly
     if not path.startswith("/"):
         raise JobSpecError(
             f"model_dir: must be an absolute path to mount the shared volume at (got "
@@ -679,15 +687,12 @@ def render_raycluster(
     return _stream(t, [_pvc(t), _job_configmap(t), _raycluster(t)])
 
 
-def render_networkpolicy(
-    job: JobSpec, namespace: str = "default", name: str | None = None, image: str | None = None
-) -> str:
+def render_networkpolicy(job: JobSpec, namespace: str = "default", name: str | None = None) -> str:
     """A NetworkPolicy letting only the job's pods reach its TF and Ray ports, as YAML.
 
-    ``name``: the RayJob's or RayCluster's name, whose pods the policy selects. ``image``
-    is accepted and ignored, so that every renderer takes the same arguments.
+    ``name``: the RayJob's or RayCluster's name, whose pods the policy selects.
     """
-    t = _target(job, "networkpolicy", image, namespace, name)
+    t = _target(job, "networkpolicy", None, namespace, name)
     return _stream(t, [_networkpolicy(t)])
 
 

@@ -221,7 +221,7 @@ class Supervisor:
             if self.clock() > deadline:
                 missing = [k for k in keys if not self._reached(k, what)]
                 raise JobFailed(
-                    f"{', '.join(missing)} did not {what} within {self.job.timeouts.startup_secs:.0f} s "
+                    f"{', '.join(missing)} did not {what} within {self.job.timeouts.startup_secs:g} s "
                     f"(timeouts.startup_secs). Check {self.console.log_dir}/ for its output."
                 )
             self._handle(self.inbox.get(timeout=0.2), starting=True)

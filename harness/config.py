@@ -22,12 +22,17 @@ import tensorflow as tf
 TRAINER_ROLES = ("chief", "worker")
 
 
-def device_filters(task_type: str | None, task_id: int) -> list[str]:
-    """Estimator's default device filters for a task (empty for evaluator / no cluster)."""
+def device_filters(task_type: str | None, task_id: int, has_ps: bool = True) -> list[str]:
+    """Estimator's default device filters for a task (empty for evaluator / no cluster).
+
+    Without ps tasks the variables live on the chief, so a worker sees ``/job:chief`` where
+    it would have seen ``/job:ps``.
+    """
+    variable_job = "/job:ps" if has_ps else "/job:chief"
     if task_type == "chief":
-        return ["/job:ps", "/job:chief"]
+        return ["/job:ps", "/job:chief"] if has_ps else ["/job:chief"]
     if task_type == "worker":
-        return ["/job:ps", f"/job:worker/task:{task_id}"]
+        return [variable_job, f"/job:worker/task:{task_id}"]
     if task_type == "ps":
         return ["/job:ps", "/job:worker", "/job:chief"]
     return []
@@ -101,7 +106,7 @@ class RunConfig:
     def session_config(self) -> tf.compat.v1.ConfigProto:
         config = tf.compat.v1.ConfigProto(
             allow_soft_placement=True,
-            device_filters=device_filters(self.task_type, self.task_id),
+            device_filters=device_filters(self.task_type, self.task_id, self.num_ps_replicas > 0),
         )
         config.gpu_options.allow_growth = self.gpu_memory_growth
         return config

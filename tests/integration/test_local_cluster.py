@@ -22,11 +22,14 @@ REPO = str(Path(__file__).resolve().parents[2])
 pytestmark = pytest.mark.timeout(240)
 
 
-def run(tmp_path, **fields):
+def run(tmp_path, expect_restarts=0, **fields):
+    """Run a local cluster; unless a test injects faults, no task may have been restarted."""
     fields.setdefault("model_dir", tmp_path / "model")
     fields.setdefault("source_dirs", (REPO,))
     result = run_local_cluster(fields.pop("model_fn", MODEL), INPUT, **fields)
     assert not leftover_task_processes(result.model_dir), "task processes left running"
+    if expect_restarts is not None and "restarts" in result.summary:
+        assert result.summary["restarts"] == expect_restarts, result.summary["failures"]
     return result
 
 
@@ -159,6 +162,7 @@ def test_a_killed_task_is_recovered_and_the_job_completes(tmp_path, role):
     try:
         result = run(
             tmp_path,
+            expect_restarts=1,
             workers=1,
             ps=1,
             max_steps=300,
@@ -194,6 +198,7 @@ def test_a_server_that_cannot_bind_reruns_the_rendezvous(tmp_path, capsys):
 def test_a_stalled_global_step_fails_with_every_tasks_stack(tmp_path):
     result = run(
         tmp_path,
+        None,
         workers=1,
         ps=1,
         max_steps=100000,
@@ -206,3 +211,28 @@ def test_a_stalled_global_step_fails_with_every_tasks_stack(tmp_path):
     assert "chief:0" in result.error
     chief_log = (result.model_dir / "logs" / "chief-0.log").read_text()
     assert "in before_run" in chief_log  # faulthandler's dump of the chief's main thread
+
+
+def test_tasks_missing_at_the_startup_deadline_are_named(tmp_path):
+    result = run(tmp_path, None, workers=1, ps=1, max_steps=10, timeouts={"startup_secs": 0.5})
+    assert not result.succeeded
+    assert "chief:0, worker:0, ps:0 did not start its TF server within 0.5 s" in result.error
+    assert "timeouts.startup_secs" in result.error
+
+
+def test_chief_writes_tensorboard_events_with_the_loss(tmp_path):
+    result = run(tmp_path, workers=1, ps=0, max_steps=30, train={"save_summary_steps": 5})
+    assert result.succeeded, result.error
+    tags = set()
+    for events in result.model_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"loss", "global_step/sec"} <= tags
+    summary = json.loads((result.model_dir / "run.json").read_text())
+    assert summary["status"] == "succeeded" and summary["final_global_step"] >= 30
+    assert set(summary["tasks"]) == {"chief:0", "worker:0"}
+    assert (
+        summary["tasks"]["chief:0"]["local_steps"] + summary["tasks"]["worker:0"]["local_steps"]
+        >= 30
+    )
+    assert summary["timings"]["first_step_secs"] <= summary["timings"]["training_secs"]

@@ -19,6 +19,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray address is 12
 import json
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -188,23 +189,6 @@ def latest_checkpoint_step(model_dir: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-@pytest.fixture
-def local_ray():
-    """A local Ray with a dashboard (the state API needs it); RayLauncher attaches to it."""
-    ray.init(
-        address="local",
-        num_cpus=4,
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        dashboard_port=free_port(),
-        logging_level="WARNING",
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 # ---- the plan --------------------------------------------------------------------------------
 
 
@@ -221,20 +205,105 @@ def test_dry_run_describes_actors_bundles_and_commands(tmp_path):
     assert not ray.is_initialized()
 
 
-# ---- training on Ray ---------------------------------------------------------------------------
+# ---- training on one local Ray, shared by the tests of this class ------------------------------
+
+
+@pytest.fixture(scope="class")
+def shared_ray():
+    """A local Ray with a dashboard (the state API needs it); RayLauncher attaches to it."""
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=free_port(),
+        logging_level="WARNING",
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.usefixtures("shared_ray")
+class TestOnALocalRay:
+    @pytest.mark.timeout(120)
+    def test_example_shape_trains_to_max_steps(self, tmp_path):
+        job = job_spec(tmp_path, "example", module="examples.linear.model")
+        summary = run_summary(job)
+        assert summary["status"] == "succeeded", summary["error"]
+        assert summary["backend"] == "ray"
+        assert summary["final_global_step"] >= 60
+        assert set(summary["tasks"]) == {"chief:0", "worker:0", "worker:1", "ps:0"}
+        assert summary["restarts"] == 0
+        assert len(job_actors(job)) == 4  # they existed, and are dead now
+        assert_nothing_left(job)
+
+    @pytest.mark.timeout(60)
+    def test_unplaceable_job_fails_fast_with_what_was_asked_and_what_exists(self, tmp_path):
+        job = job_spec(tmp_path, "toobig", gpu=4, placement={"strategy": "PACK", "timeout_secs": 3})
+        start = time.monotonic()
+        summary = run_summary(job)
+        elapsed = time.monotonic() - start
+        assert summary["status"] == "failed"
+        error = summary["error"]
+        assert "could not be placed within 3 s" in error
+        assert "chief 1 x {CPU: 0.5, GPU: 4}" in error
+        assert "worker 2 x {CPU: 0.5, GPU: 4}" in error
+        assert "ps 1 x {CPU: 0.5}" in error
+        has = error.split("the cluster has:")[1]
+        assert has.startswith(" {CPU: 4") and "GPU" not in has
+        assert elapsed < 20, f"took {elapsed:.0f} s"
+        assert job_actors(job) == []  # no actor was ever created
+        assert_nothing_left(job)
+
+    @pytest.mark.timeout(120)
+    @pytest.mark.parametrize("victim", ["worker:0", "ps:0", "chief:0"])
+    def test_killed_actor_is_restarted_and_the_job_completes(self, tmp_path, victim):
+        max_steps = 200
+        job = job_spec(tmp_path, "kill", max_steps=max_steps, params={"step_sleep_secs": 0.05})
+        name = f"kill-{victim.replace(':', '-')}"
+        killed: list[str] = []
+
+        def kill_when_past_step_20() -> None:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and latest_checkpoint_step(job.model_dir) < 20:
+                time.sleep(0.1)
+            for actor in list_actors(filters=[("name", "=", name), ("state", "=", "ALIVE")]):
+                ray.kill(ray.get_actor(name, namespace=actor.ray_namespace), no_restart=True)
+                killed.append(actor.actor_id)
+
+        killer = threading.Thread(target=kill_when_past_step_20, daemon=True)
+        killer.start()
+        summary = run_summary(job)
+        killer.join()
+        assert killed, "the actor was never killed"
+        assert summary["status"] == "succeeded", summary["error"]
+        assert summary["final_global_step"] >= max_steps
+        assert summary["restarts"] >= 1
+        assert summary["failures"][0]["task"] == victim
+        assert summary["failures"][0]["exit_code"] != 0
+        assert_nothing_left(job)
+
+
+# ---- an embedded Ray, and several simulated nodes -----------------------------------------------
 
 
 @pytest.mark.timeout(120)
-def test_example_shape_trains_to_max_steps(tmp_path, local_ray):
-    job = job_spec(tmp_path, "example", module="examples.linear.model")
-    summary = run_summary(job)
+def test_embedded_ray_declares_enough_cpus_and_is_shut_down(tmp_path):
+    """No Ray running: the launcher starts one with enough logical CPUs (4 x 1 CPU here)."""
+    assert not ray.is_initialized()
+    job = job_spec(
+        tmp_path,
+        "embedded",
+        resources={"chief": {"cpu": 1}, "worker": {"cpu": 1}, "ps": {"cpu": 1}},
+        placement={"timeout_secs": 20},  # too few CPUs declared would fail here
+    )
+    summary = run_job(job, backend="ray", quiet=True)
     assert summary["status"] == "succeeded", summary["error"]
-    assert summary["backend"] == "ray"
     assert summary["final_global_step"] >= 60
-    assert set(summary["tasks"]) == {"chief:0", "worker:0", "worker:1", "ps:0"}
-    assert summary["restarts"] == 0
-    assert len(job_actors(job)) == 4  # they existed, and are dead now
-    assert_nothing_left(job)
+    assert not ray.is_initialized()  # the launcher stopped the Ray it started
+    assert not task_processes(job.model_dir)
 
 
 @pytest.mark.timeout(180)
@@ -300,53 +369,6 @@ def test_trainers_get_their_own_gpus_and_ps_none(tmp_path):
     finally:
         ray.shutdown()
         cluster.shutdown()
-
-
-@pytest.mark.timeout(90)
-def test_unplaceable_job_fails_fast_with_what_was_asked_and_what_exists(tmp_path, local_ray):
-    job = job_spec(tmp_path, "toobig", gpu=4, placement={"strategy": "PACK", "timeout_secs": 3})
-    start = time.monotonic()
-    summary = run_summary(job)
-    elapsed = time.monotonic() - start
-    assert summary["status"] == "failed"
-    error = summary["error"]
-    assert "could not be placed within 3 s" in error
-    assert "chief 1 x {CPU: 0.5, GPU: 4}" in error
-    assert "worker 2 x {CPU: 0.5, GPU: 4}" in error
-    assert "ps 1 x {CPU: 0.5}" in error
-    assert "the cluster has: {CPU: 4" in error and "GPU" not in error.split("the cluster has:")[1]
-    assert elapsed < 30, f"took {elapsed:.0f} s"
-    assert job_actors(job) == []  # no actor was ever created
-    assert_nothing_left(job)
-
-
-@pytest.mark.timeout(150)
-@pytest.mark.parametrize("victim", ["worker:0", "ps:0", "chief:0"])
-def test_killed_actor_is_restarted_and_the_job_completes(tmp_path, local_ray, victim):
-    max_steps = 200
-    job = job_spec(tmp_path, "kill", max_steps=max_steps, params={"step_sleep_secs": 0.05})
-    name = f"kill-{victim.replace(':', '-')}"
-    killed: list[str] = []
-
-    def kill_when_past_step_20() -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and latest_checkpoint_step(job.model_dir) < 20:
-            time.sleep(0.1)
-        for actor in list_actors(filters=[("name", "=", name), ("state", "=", "ALIVE")]):
-            ray.kill(ray.get_actor(name, namespace=actor.ray_namespace), no_restart=True)
-            killed.append(actor.actor_id)
-
-    killer = threading.Thread(target=kill_when_past_step_20, daemon=True)
-    killer.start()
-    summary = run_summary(job)
-    killer.join()
-    assert killed, "the actor was never killed"
-    assert summary["status"] == "succeeded", summary["error"]
-    assert summary["final_global_step"] >= max_steps
-    assert summary["restarts"] >= 1
-    assert summary["failures"][0]["task"] == victim
-    assert summary["failures"][0]["exit_code"] != 0
-    assert_nothing_left(job)
 
 
 # ---- ray job submit against a real head ----------------------------------------------------------
@@ -469,6 +491,7 @@ class RayHead:
                 pass
         self.process.wait(timeout=10)
         self.log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -482,21 +505,17 @@ def ray_head(tmp_path):
     assert head.processes() == [], "processes of the Ray head are left"
 
 
-def submit(head: RayHead, workdir: Path, submission_id: str) -> subprocess.CompletedProcess[str]:
-    """``ray job submit --working-dir`` with harness shipped as py_modules (not installed)."""
+def submit(head: RayHead, workdir: Path, submission_id: str) -> subprocess.Popen[str]:
+    """Start ``ray job submit --working-dir`` (it waits for the job and returns its result).
+
+    harness is shipped with ``py_modules``, as for a cluster where it is not installed.
+    """
     runtime_env = {"py_modules": [str(REPO / p) for p in ("harness", "cluster", "hooks")]}
-    return head.ray(
-        "job",
-        "submit",
-        f"--submission-id={submission_id}",
-        f"--working-dir={workdir}",
-        f"--runtime-env-json={json.dumps(runtime_env)}",
-        "--",
-        "python",
-        "-m",
-        "harness",
-        "run",
-        "job.yaml",
+    command = [str(RAY_BIN), "job", "submit", f"--submission-id={submission_id}"]
+    command += [f"--working-dir={workdir}", f"--runtime-env-json={json.dumps(runtime_env)}"]
+    command += ["--", "python", "-m", "harness", "run", "job.yaml"]
+    return subprocess.Popen(
+        command, env=head.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -520,24 +539,28 @@ def job_yaml(model_dir: Path, name: str, params: dict[str, Any]) -> str:
 
 @pytest.mark.timeout(240)
 def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
-    results = {}
+    submitted = {}
     for name, params in (("submit-ok", {}), ("submit-fails", {"fail": True})):
         workdir = write_model(tmp_path / name)
         (workdir / "job.yaml").write_text(job_yaml(tmp_path / f"{name}-model", name, params))
-        submitted = submit(ray_head, workdir, name)
+        submitted[name] = submit(ray_head, workdir, name)  # both jobs run side by side
+    results = {}
+    for name, process in submitted.items():
+        output, _ = process.communicate(timeout=180)
         logs = ray_head.ray("job", "logs", name, timeout=60)
-        results[name] = (submitted, ray_head.job_status(name), logs.stdout)
+        assert logs.returncode == 0, logs.stderr[-3000:]
+        results[name] = (process.returncode, output, ray_head.job_status(name), logs.stdout)
 
-    submitted, status, logs = results["submit-ok"]
-    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+    code, output, status, logs = results["submit-ok"]
+    assert code == 0, output[-5000:]
     assert status == "SUCCEEDED"
     assert "[chief:0]" in logs and "[harness] chief finished training" in logs
     assert "harness: job submit-ok succeeded" in logs
     run = json.loads((tmp_path / "submit-ok-model" / "run.json").read_text())
     assert run["status"] == "succeeded" and run["final_global_step"] >= 60
 
-    submitted, status, logs = results["submit-fails"]
-    assert submitted.returncode != 0
+    code, output, status, logs = results["submit-fails"]
+    assert code != 0, output[-5000:]
     assert status == "FAILED"
     assert "boom: this model_fn fails on purpose" in logs
     assert "harness: job submit-fails failed" in logs

@@ -56,3 +56,11 @@ def test_gpu_memory_growth(growth):
         {"cluster": CLUSTER, "task": {"type": "worker", "index": 0}}, gpu_memory_growth=growth
     )
     assert c.session_config.gpu_options.allow_growth is growth
+
+
+def test_without_ps_workers_see_the_chief_that_hosts_the_variables():
+    no_ps = {"chief": ["h:1"], "worker": ["h:2"]}
+    worker = RunConfig.from_tf_config({"cluster": no_ps, "task": {"type": "worker", "index": 0}})
+    assert list(worker.session_config.device_filters) == ["/job:chief", "/job:worker/task:0"]
+    chief = RunConfig.from_tf_config({"cluster": no_ps, "task": {"type": "chief", "index": 0}})
+    assert list(chief.session_config.device_filters) == ["/job:chief"]

@@ -92,6 +92,13 @@ def cluster_spec(doc: dict[str, Any]) -> dict[str, Any]:
     return doc["spec"]["rayClusterSpec"] if doc["kind"] == "RayJob" else doc["spec"]
 
 
+def ray_start_params(doc: dict[str, Any]) -> list[dict[str, str]]:
+    spec = cluster_spec(doc)
+    return [spec["headGroupSpec"]["rayStartParams"]] + [
+        g["rayStartParams"] for g in spec["workerGroupSpecs"]
+    ]
+
+
 def pod_templates(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     spec = cluster_spec(doc)
     templates = {"head": spec["headGroupSpec"]["template"]}
@@ -160,38 +167,45 @@ def assert_valid_k8s(obj: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("kind", ["rayjob", "raycluster"])
-def test_manifests_validate_against_crds_and_kubernetes(shape, kind, crd_schemas):
+def test_manifests_validate_against_the_kuberay_crds(shape, kind, crd_schemas):
     text = k8s.render(SHAPES[shape], kind, image=IMAGE, namespace="ml-team")
+    expected = "RayJob" if kind == "rayjob" else "RayCluster"
     kinds = [doc["kind"] for doc in documents(text)]
-    assert kinds == [
-        "PersistentVolumeClaim",
-        "ConfigMap",
-        {"rayjob": "RayJob"}.get(kind, "RayCluster"),
-    ]
+    assert kinds == ["PersistentVolumeClaim", "ConfigMap", expected]
+    assert_valid_crd(by_kind(text, expected), crd_schemas)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("kind", ["rayjob", "raycluster"])
+def test_pod_templates_and_other_objects_validate_as_kubernetes_objects(shape, kind):
+    text = k8s.render(SHAPES[shape], kind, image=IMAGE, namespace="ml-team")
     for doc in documents(text):
-        if doc["apiVersion"] == "ray.io/v1":
-            assert_valid_crd(doc, crd_schemas)
-            for group, template in pod_templates(doc).items():
-                metadata = {"name": f"{doc['metadata']['name']}-{group}", **template["metadata"]}
-                pod = {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": metadata,
-                    "spec": template["spec"],
-                }
-                assert_valid_k8s(pod)
-        else:
+        if doc["apiVersion"] != "ray.io/v1":
             assert_valid_k8s(doc)
+            continue
+        for group, template in pod_templates(doc).items():
+            assert_valid_k8s(as_pod(f"{doc['metadata']['name']}-{group}", template))
+
+
+def as_pod(name: str, template: dict[str, Any]) -> dict[str, Any]:
+    metadata = {"name": name, **template["metadata"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
 
 
 def test_networkpolicy_validates():
     assert_valid_k8s(by_kind(k8s.render_networkpolicy(SHAPES["linear-example"]), "NetworkPolicy"))
 
 
-def test_unknown_field_check_can_fail(crd_schemas):
+def test_schema_checks_can_fail(crd_schemas):
     doc = by_kind(k8s.render_rayjob(SHAPES["linear-example"], IMAGE), "RayJob")
     doc["spec"]["shutdownAfterJobFinished"] = True  # a typo kubectl would reject
     assert unknown_fields(doc, crd_schemas["RayJob"]) == [".spec.shutdownAfterJobFinished"]
+    template = doc["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]
+    template["spec"]["containers"][0]["resources"]["limits"]["memory"] = "lots"
+    assert list(jsonschema.Draft7Validator(crd_schemas["RayJob"]).iter_errors(doc))
+    template["spec"]["toleration"] = []
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(as_pod("x", template), K8S_VERSION, strict=True)
 
 
 # ---- sizing: every bundle fits -------------------------------------------------------------
@@ -243,9 +257,12 @@ def place(nodes: list[dict], bundles: list[dict], strategy: str, rng: random.Ran
             return False
         node = rng.choice(fresh)
         used.add(node)
-        batch = pending if strategy == "PACK" else [first]
-        placed = [b for b in batch if fits(b, free[node]) and (take(b, free[node]) or True)]
-        pending = [b for b in pending if not any(b is p for p in placed)]
+        batch, pending = (pending, []) if strategy == "PACK" else ([first], pending[1:])
+        for bundle in batch:
+            if fits(bundle, free[node]):
+                take(bundle, free[node])
+            else:
+                pending.append(bundle)
     return True
 
 
@@ -288,11 +305,11 @@ def test_pod_resources_match_ray_resources(shape):
         assert limits["cpu"] == params["num-cpus"]
         assert limits.get("nvidia.com/gpu", "0") == params["num-gpus"]
         ray_memory = int(params["memory"]) + int(params["object-store-memory"])
-        assert (
-            int(limits["memory"].removesuffix("Mi").removesuffix("Gi"))
-            * (2**30 if limits["memory"].endswith("Gi") else 2**20)
-            > ray_memory
-        )
+        assert quantity_bytes(limits["memory"]) > ray_memory
+
+
+def quantity_bytes(quantity: str) -> int:
+    return int(quantity[:-2]) * {"Mi": 2**20, "Gi": 2**30}[quantity[-2:]]
 
 
 # ---- shape of the RayJob -------------------------------------------------------------------
@@ -370,9 +387,20 @@ def test_pvc_is_rwx_with_size_and_class_and_can_be_left_out():
         "resources": {"requests": {"storage": "50Gi"}},
         "storageClassName": "nfs",
     }
+    shared = k8s.render_rayjob(job, IMAGE, pvc=k8s.PvcOptions(existing_claim="team-share"))
+    assert "PersistentVolumeClaim" not in [doc["kind"] for doc in documents(shared)]
+    assert "claimName: team-share" in shared
     bucket = job.with_overrides(model_dir="gs://bucket/linear")
     text = k8s.render_rayjob(bucket, IMAGE, pvc=None)
     assert "PersistentVolumeClaim" not in text and "model-dir" not in text
+
+
+@pytest.mark.parametrize("model_dir", ["/", "/app", "/home", "/etc/harness/out", "runs/x"])
+def test_model_dir_must_be_a_path_of_its_own(model_dir):
+    with pytest.raises(JobSpecError, match=r"^model_dir: "):
+        k8s.render_rayjob(make_job(model_dir=model_dir), IMAGE)
+    with pytest.raises(JobSpecError, match=r"^model_dir: .* local path"):
+        k8s.render_rayjob(make_job(), IMAGE, pvc=None)
 
 
 def test_the_pods_read_the_job_that_was_rendered():
@@ -411,17 +439,25 @@ def test_networkpolicy_covers_every_ray_port_and_the_tf_port_range():
     from harness.task import hold_port
 
     doc = by_kind(k8s.render_rayjob(SHAPES["gpu-1-per-worker-with-ps"], IMAGE), "RayJob")
-    spec = cluster_spec(doc)
-    for params in [spec["headGroupSpec"]["rayStartParams"]] + [
-        g["rayStartParams"] for g in spec["workerGroupSpecs"]
-    ]:
+    for params in ray_start_params(doc):
         ports = [int(v) for k, v in params.items() if k.endswith("-port")]
         assert ports and all(covered(p) for p in ports), params
-    head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
+    head = cluster_spec(doc)["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
     assert all(covered(p["containerPort"]) for p in head)
     for _ in range(50):
         with hold_port() as sock:
             assert k8s.TASK_PORT_RANGE[0] <= sock.getsockname()[1] <= k8s.TASK_PORT_RANGE[1]
+
+
+def test_ray_start_accepts_every_ray_start_param():
+    from ray.scripts.scripts import start
+
+    options = {name.lstrip("-"): param for param in start.params for name in param.opts}
+    doc = by_kind(k8s.render_rayjob(SHAPES["gpu-1-per-worker-with-ps"], IMAGE), "RayJob")
+    for params in ray_start_params(doc):
+        for key, value in params.items():
+            assert key in options, f"`ray start` has no --{key}"
+            options[key].type.convert(value, options[key], None)  # raises on a bad value
 
 
 def test_networkpolicy_selects_the_job_pods_only():
@@ -458,6 +494,12 @@ def test_dry_run_prints_the_checked_in_rayjob():
     assert result.stdout == (REPO / "k8s" / "linear-rayjob.yaml").read_text()
 
 
+@pytest.fixture
+def no_tensorflow(monkeypatch):
+    """Rendering needs no TensorFlow: keep the CLI from loading it in this process."""
+    monkeypatch.setattr("harness.quiet.import_tensorflow_quietly", lambda: None, raising=False)
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -489,6 +531,12 @@ BAD_INPUT = {
     "bad-namespace": (["--image", IMAGE, "--namespace=Team_A"], {}, "cpu-job", ["--namespace"]),
     "fractional-gpu-above-1": (["--image", IMAGE], {"worker": res(1, 1.5)}, "g", ["worker.gpu"]),
     "bad-storage-size": (["--image", IMAGE, "--storage-size", "lots"], {}, "j", ["--storage-size"]),
+    "bad-claim": (
+        ["--image", IMAGE, "--existing-claim", "My_Claim"],
+        {},
+        "j",
+        ["--existing-claim"],
+    ),
     "deadlines": (
         ["--image", IMAGE, "--active-deadline", "60"],
         {},
@@ -499,7 +547,7 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_exits_2_naming_the_field(case, tmp_path, capsys):
+def test_bad_input_exits_2_naming_the_field(case, tmp_path, capsys, no_tensorflow):
     flags, resources, name, expected = BAD_INPUT[case]
     job = write_job(tmp_path, name, **resources)
     code, out, err = run_cli(["render", "k8s", job, *flags], capsys)
@@ -509,13 +557,13 @@ def test_bad_input_exits_2_naming_the_field(case, tmp_path, capsys):
         assert text in err
 
 
-def test_dry_run_without_image_exits_2(tmp_path, capsys):
+def test_dry_run_without_image_exits_2(tmp_path, capsys, no_tensorflow):
     job = write_job(tmp_path, "gpu-job", worker=res(1, 1))
     code, out, err = run_cli(["run", job, "--backend", "k8s", "--dry-run"], capsys)
     assert (code, out) == (2, "") and "--image" in err and "resources.worker.gpu=1" in err
 
 
-def test_render_writes_output_file(tmp_path, capsys):
+def test_render_writes_output_file(tmp_path, capsys, no_tensorflow):
     target = tmp_path / "out.yaml"
     code, out, _ = run_cli(
         ["render", "k8s", str(LINEAR), "--image", IMAGE, "--output", str(target)], capsys
