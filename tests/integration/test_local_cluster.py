@@ -221,7 +221,13 @@ def test_tasks_missing_at_the_startup_deadline_are_named(tmp_path):
 
 
 def test_chief_writes_tensorboard_events_with_the_loss(tmp_path):
-    result = run(tmp_path, workers=1, ps=0, max_steps=30, train={"save_summary_steps": 5})
+    result = run(
+        tmp_path,
+        workers=1,
+        ps=0,
+        max_steps=30,
+        train={"save_summary_steps": 5, "log_step_count_steps": 5},
+    )
     assert result.succeeded, result.error
     tags = set()
     for events in result.model_dir.glob("events.out.tfevents.*"):

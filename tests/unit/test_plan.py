@@ -79,6 +79,6 @@ def test_describe_is_pure_and_shows_every_task():
     for key in ("chief:0", "worker:0", "worker:1", "ps:0"):
         assert f"[{key}]" in text
     assert "HARNESS_JOB" not in text
-    line = next(l for l in text.splitlines() if "TF_CONFIG" in l and "worker" in l)
+    line = next(ln for ln in text.splitlines() if "TF_CONFIG" in ln and "worker" in ln)
     assert json.loads(line.split("TF_CONFIG: ", 1)[1])["cluster"]["ps"] == ["<ps:0 address>"]
     assert text == make_plan(job()).describe()
