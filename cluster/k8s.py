@@ -174,6 +174,7 @@ def worker_groups(job: JobSpec) -> tuple[WorkerGroup, ...]:
     res = job.resources
     gpu_roles = tuple(r for r in ("chief", "worker") if r in counts and res.for_role(r).gpu > 0)
     cpu_roles = tuple(r for r in ("chief", "worker") if r in counts and r not in gpu_roles)
+    cpu_roles += ("evaluator",) if "evaluator" in counts else ()  # CPU-only, like ps
     ps_roles = ("ps",) if "ps" in counts else ()
     groups = []
     if gpu_roles:

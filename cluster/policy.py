@@ -10,8 +10,11 @@ Per role, as TF's between-graph replication needs it:
                       ModelFnOps, NaN loss): a restart would fail the same way;
 - after the chief has finished its training loop (the job has succeeded), a task ending
   badly no longer matters;
-- every restart counts against ``failure.max_failures``; one more failure than that fails
-  the job.
+- the evaluator never fails the training: it is restarted (up to ``max_failures`` times,
+  not counted against the trainers' budget); after that, or after a user error, the job goes
+  on without it;
+- every other restart counts against ``failure.max_failures``; one more failure than that
+  fails the job.
 """
 
 from __future__ import annotations
@@ -42,9 +45,14 @@ class TaskFailure:
 def decide(
     failure: TaskFailure, failures_so_far: int, max_failures: int, chief_done: bool
 ) -> Decision:
-    """The decision for one failure. ``failures_so_far`` excludes this one."""
+    """The decision for one failure. ``failures_so_far`` excludes this one and counts the
+    failures of the same budget: the trainers' and ps' together, or the evaluator's own."""
     if chief_done:
         return Decision.IGNORE
+    if failure.role == "evaluator":
+        if failure.user_error or failures_so_far >= max_failures:
+            return Decision.IGNORE
+        return Decision.RESTART_TASK
     if failure.user_error:
         return Decision.FAIL
     if failures_so_far >= max_failures:

@@ -125,6 +125,8 @@ class Supervisor:
         self.states: dict[str, TaskState] = {t.key: TaskState() for t in plan.tasks}
         self.cluster: dict[str, list[str]] = {}
         self.failures = 0
+        self.evaluator_failures = 0
+        self.latest_eval: dict[str, Any] | None = None
         self.failure_log: list[dict[str, Any]] = []
         self.chief_done = False
         self.stop_sent: dict[str, float] = {}
@@ -200,7 +202,8 @@ class Supervisor:
         if fresh:
             self.cluster = {}
             for task in self.plan.tasks:
-                self.cluster.setdefault(task.role, []).append(self.states[task.key].address)
+                if task.role != "evaluator":  # as in TF, the evaluator is not in the cluster
+                    self.cluster.setdefault(task.role, []).append(self.states[task.key].address)
         for key in keys:
             self.states[key].handle.send(protocol.encode_command("cluster", cluster=self.cluster))
         try:
@@ -286,6 +289,8 @@ class Supervisor:
                 state.done = True
                 if key == "chief:0":
                     self._on_chief_done()
+        elif name == "eval":
+            self._on_eval(event)
         elif name in ("error", "user_error"):
             state.error = event
 
@@ -305,15 +310,21 @@ class Supervisor:
             self._last_global_advance = now
         self.console.progress(self.global_step, self.last_loss)
 
+    def _on_eval(self, event: dict[str, Any]) -> None:
+        metrics = event.get("metrics", {})
+        self.latest_eval = {"global_step": event.get("global_step"), "metrics": metrics}
+        text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        self.console.info(f"eval at global step {event.get('global_step')}: {text}")
+
     def _on_chief_done(self) -> None:
         self.chief_done = True
         self.final_global_step = self.states["chief:0"].global_step
         self.timings["training_secs"] = round(self.clock() - self._t0, 3)
         self.console.info(
-            f"chief finished training at global step {self.global_step}; stopping the cluster"
+            f"chief finished training at global step {self.final_global_step}; stopping the cluster"
         )
-        for task in self.plan.tasks:
-            if task.role == "worker":
+        for task in self.plan.tasks:  # the evaluator then evaluates the final checkpoint
+            if task.role in ("worker", "evaluator"):
                 self._send_stop(task.key)
 
     def _send_stop(self, key: str) -> None:
@@ -351,10 +362,11 @@ class Supervisor:
     def _enforce_stop_grace(self) -> None:
         for key, sent in self.stop_sent.items():
             state = self.states[key]
-            if not state.exited and self.clock() - sent > self.job.timeouts.stop_grace_secs:
-                self.console.info(
-                    f"{key} did not stop within {self.job.timeouts.stop_grace_secs:g} s; killing it"
-                )
+            grace = self.job.timeouts.stop_grace_secs
+            if key.startswith("evaluator"):
+                grace = self.job.eval.final_timeout_secs
+            if not state.exited and self.clock() - sent > grace:
+                self.console.info(f"{key} did not stop within {grace:g} s; killing it")
                 state.handle.kill()
 
     # ---- failures ------------------------------------------------------------------------
@@ -376,9 +388,8 @@ class Supervisor:
         failure = policy.TaskFailure(
             role, int(index), code, user_error=code == protocol.EXIT_USER_ERROR
         )
-        decision = policy.decide(
-            failure, self.failures, self.job.failure.max_failures, self.chief_done
-        )
+        used = self.evaluator_failures if role == "evaluator" else self.failures
+        decision = policy.decide(failure, used, self.job.failure.max_failures, self.chief_done)
         self.failure_log.append(
             {
                 "task": key,
@@ -388,9 +399,17 @@ class Supervisor:
             }
         )
         if decision is policy.Decision.IGNORE:
+            if role == "evaluator" and not self.chief_done:
+                self.console.info(f"{key} exited with code {code}; training goes on without it")
             return
         if decision is policy.Decision.FAIL:
             raise JobFailed(self._failure_message(key, state, failure))
+        if role == "evaluator":
+            self.evaluator_failures += 1
+            self.console.info(f"{key} exited with code {code}; restarting it (training goes on)")
+            state.restarts += 1
+            self._restart_task(key)
+            return
         self.failures += 1
         self.console.info(
             f"{key} exited with code {code}; {decision.value} "
@@ -490,6 +509,7 @@ class Supervisor:
                 for key, s in self.states.items()
             },
             "timings": self.timings,
+            "eval": self.latest_eval,
         }
 
     def _write_run_json(self, summary: dict[str, Any]) -> None:

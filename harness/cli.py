@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ INFO lines off the console
     from harness.job import JobSpecError
-    from harness.quiet import import_tensorflow_quietly
 
-    import_tensorflow_quietly()
     try:
         if args.command == "validate":
             code = _validate(args)
@@ -110,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _validate(args: Any) -> int:
+    from harness.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from harness.job import JobSpec
     from harness.validate import validate_job
 
@@ -127,6 +128,9 @@ def _run(args: Any) -> int:
 
         print(dry_run(job, args))
         return EXIT_OK
+    from harness.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     job.resolve_functions()
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)

@@ -48,6 +48,7 @@ class ClusterSpecConfig(_Strict):
 
     workers: int = Field(0, ge=0, le=256)
     ps: int = Field(0, ge=0, le=64)
+    evaluator: int = Field(0, ge=0, le=1)
 
 
 class RoleResources(_Strict):
@@ -69,10 +70,22 @@ class PsResources(RoleResources):
         return value
 
 
+class EvaluatorResources(RoleResources):
+    """The evaluator runs on CPU: it must never compete with the trainers for GPUs."""
+
+    @field_validator("gpu")
+    @classmethod
+    def _no_gpu(cls, value: float) -> float:
+        if value:
+            raise ValueError("the evaluator runs on CPU; set it to 0")
+        return value
+
+
 class Resources(_Strict):
     chief: RoleResources = RoleResources()
     worker: RoleResources = RoleResources()
     ps: PsResources = PsResources()
+    evaluator: EvaluatorResources = EvaluatorResources()
     gpu_memory_growth: bool = False
 
     def for_role(self, role: str) -> RoleResources:
@@ -90,6 +103,8 @@ class TrainConfig(_Strict):
     save_summary_steps: int = Field(100, ge=0)
     log_step_count_steps: int = Field(100, gt=0)
     tf_random_seed: int | None = None
+    # The chief exports a SavedModel to <model_dir>/export/<timestamp> after training.
+    export_on_finish: bool = False
 
     @model_validator(mode="after")
     def _one_checkpoint_trigger(self) -> TrainConfig:
@@ -106,6 +121,28 @@ class TrainConfig(_Strict):
         if self.save_checkpoints_steps is None and self.save_checkpoints_secs is None:
             return 600.0
         return self.save_checkpoints_secs
+
+
+class EvalConfig(_Strict):
+    """The evaluator task (``cluster.evaluator: 1``) and ``harness evaluate``."""
+
+    # Batches per evaluation; None evaluates until input_fn's data ends.
+    steps: int | None = Field(100, gt=0)
+    # At least this long between two evaluations (newer checkpoints in between are skipped).
+    throttle_secs: float = Field(0.0, ge=0)
+    # input_fn for EVAL mode; the job's input_fn (called with mode='eval') when unset.
+    input_fn: str | None = None
+    # After training, how long the evaluator may take to evaluate the final checkpoint.
+    final_timeout_secs: float = Field(300.0, gt=0)
+
+    @field_validator("input_fn")
+    @classmethod
+    def _valid_fn_path(cls, value: str | None) -> str | None:
+        if value is not None and not _FN_PATH.match(value):
+            raise ValueError(
+                "must be 'package.module:function', for example 'mymodel:eval_input_fn'"
+            )
+        return value
 
 
 class FailureConfig(_Strict):
@@ -146,6 +183,10 @@ class JobSpec(_Strict):
     failure: FailureConfig = FailureConfig()
     timeouts: TimeoutConfig = TimeoutConfig()
     placement: PlacementConfig = PlacementConfig()
+    eval: EvalConfig = EvalConfig()
+    # serving_input_fn for `harness export`: "module:function" returning a
+    # tf.estimator-style ServingInputReceiver-like (features, receiver_tensors) pair.
+    serving_input_fn: str | None = None
     # Directories put on sys.path before importing model_fn/input_fn: the YAML's folder and
     # the directory `harness` was started from. Filled in by from_yaml; users rarely set it.
     source_dirs: tuple[str, ...] = ()
@@ -160,20 +201,25 @@ class JobSpec(_Strict):
             )
         return value
 
-    @field_validator("model_fn", "input_fn")
+    @field_validator("model_fn", "input_fn", "serving_input_fn")
     @classmethod
-    def _valid_fn_path(cls, value: str) -> str:
-        if not _FN_PATH.match(value):
+    def _valid_fn_path(cls, value: str | None) -> str | None:
+        if value is not None and not _FN_PATH.match(value):
             raise ValueError("must be 'package.module:function', for example 'mymodel:model_fn'")
         return value
 
     @property
     def num_tasks(self) -> int:
-        return 1 + self.cluster.workers + self.cluster.ps
+        return sum(self.task_counts().values())
 
     def task_counts(self) -> dict[str, int]:
         """Tasks per role, in TF_CONFIG order; roles with no task are left out."""
-        counts = {"chief": 1, "worker": self.cluster.workers, "ps": self.cluster.ps}
+        counts = {
+            "chief": 1,
+            "worker": self.cluster.workers,
+            "ps": self.cluster.ps,
+            "evaluator": self.cluster.evaluator,
+        }
         return {role: n for role, n in counts.items() if n}
 
     # ---- loading -------------------------------------------------------------------------

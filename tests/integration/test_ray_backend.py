@@ -84,6 +84,7 @@ def model_fn(features, labels, mode, params, config):
     optimizer = v1.train.GradientDescentOptimizer(0.05)
     train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
     sleep = params.get("step_sleep_secs")
+    print(f"model_fn built the graph of {config.task_type}:{config.task_id}", flush=True)
     return ModelFnOps(
         mode,
         predictions={"y": predictions},
@@ -554,7 +555,9 @@ def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
     code, output, status, logs = results["submit-ok"]
     assert code == 0, output[-5000:]
     assert status == "SUCCEEDED"
-    assert "[chief:0]" in logs and "[harness] chief finished training" in logs
+    assert "[chief:0] model_fn built the graph of chief:0" in logs
+    assert "[worker:1] model_fn built the graph of worker:1" in logs
+    assert "[harness] chief finished training" in logs
     assert "harness: job submit-ok succeeded" in logs
     run = json.loads((tmp_path / "submit-ok-model" / "run.json").read_text())
     assert run["status"] == "succeeded" and run["final_global_step"] >= 60

@@ -42,3 +42,11 @@ def test_after_the_chief_finished_failures_are_ignored(role):
     assert (
         decide(TaskFailure(role, 0, 2, user_error=True), 0, 3, chief_done=True) is Decision.IGNORE
     )
+
+
+def test_the_evaluator_is_restarted_and_never_fails_the_training():
+    crash = TaskFailure("evaluator", 0, 1)
+    assert decide(crash, 0, 3, chief_done=False) is Decision.RESTART_TASK
+    assert decide(crash, 3, 3, chief_done=False) is Decision.IGNORE
+    user_error = TaskFailure("evaluator", 0, 2, user_error=True)
+    assert decide(user_error, 0, 3, chief_done=False) is Decision.IGNORE
