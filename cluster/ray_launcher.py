@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -225,21 +226,30 @@ class RayLauncher:
         self._connect(address)
 
     def _connect(self, address: str | None) -> None:
+        """Attach to Ray (see the module docstring), keeping the caller's SIGTERM handler.
+
+        ``ray.init`` replaces the SIGTERM handler (and Ray's C++ core then aborts the
+        process on SIGTERM); ``harness run`` turns SIGTERM (``ray job stop``, ``kill``) into
+        an orderly interrupt, so a handler installed by the caller is put back.
+        """
         ray = self._ray
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         if ray.is_initialized():
             return
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if in_main_thread else None
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address, logging_level="WARNING")
-            return
-        ray.init(
-            address="local",
-            num_cpus=embedded_num_cpus(self.job),
-            include_dashboard=False,
-            logging_level="WARNING",
-        )
-        self.started_ray = True
+        else:
+            ray.init(
+                address="local",
+                num_cpus=embedded_num_cpus(self.job),
+                include_dashboard=False,
+                logging_level="WARNING",
+            )
+            self.started_ray = True
+        if callable(sigterm):
+            signal.signal(signal.SIGTERM, sigterm)
 
     # ---- placement -----------------------------------------------------------------------
 

@@ -80,6 +80,11 @@ def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | Non
             if not (stop_event.is_set() and progress.ended):
                 raise
             log.warning("ignored an error raised while closing the session after the stop signal")
+    if config.is_chief and job.train.export_on_finish:
+        from harness.export import export_on_finish
+
+        path = export_on_finish(job)
+        print(f"exported a SavedModel to {path}", flush=True)
     report(
         "done",
         global_step=int(progress.last_global_step or 0),
