@@ -25,7 +25,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -59,26 +59,25 @@ class RoleResources(_Strict):
     memory_mb: int | None = Field(None, gt=0)
 
 
-class PsResources(RoleResources):
-    """ps tasks only host variables: they never take a GPU."""
+class CpuOnlyResources(RoleResources):
+    """Resources of a role that never takes a GPU; ``why`` says so in the error."""
+
+    why: ClassVar[str] = "this role runs on CPU"
 
     @field_validator("gpu")
     @classmethod
     def _no_gpu(cls, value: float) -> float:
         if value:
-            raise ValueError("ps tasks only host variables and must not take GPUs; set it to 0")
+            raise ValueError(f"{cls.why} and must not take GPUs; set it to 0")
         return value
 
 
-class EvaluatorResources(RoleResources):
-    """The evaluator runs on CPU: it must never compete with the trainers for GPUs."""
+class PsResources(CpuOnlyResources):
+    why: ClassVar[str] = "ps tasks only host variables"
 
-    @field_validator("gpu")
-    @classmethod
-    def _no_gpu(cls, value: float) -> float:
-        if value:
-            raise ValueError("the evaluator runs on CPU; set it to 0")
-        return value
+
+class EvaluatorResources(CpuOnlyResources):
+    why: ClassVar[str] = "the evaluator runs on CPU (the GPUs are for the trainers)"
 
 
 class Resources(_Strict):
