@@ -8,9 +8,10 @@ module only knows how to start a task on a Ray cluster:
   connected to, or else to a fresh embedded local Ray that declares enough logical CPUs for
   the job. Only an embedded Ray is shut down by ``close()``.
 - On the first ``start`` it reserves one placement group with a bundle per task, in plan
-  order (``{"CPU": cpu, "GPU": gpu, "memory": bytes}``; ps bundles never have GPUs), with the
-  job's ``placement.strategy``. If it cannot be placed within ``placement.timeout_secs`` it
-  is removed and ``JobFailed`` says what was requested and what the cluster has.
+  order (``{"CPU": cpu, "GPU": gpu, "memory": bytes}``; only chief and worker bundles take
+  GPUs), with the job's ``placement.strategy``. If it cannot be placed within
+  ``placement.timeout_secs`` it is removed and ``JobFailed`` says what was requested and
+  what the cluster has.
 - Each task is a ``cluster.ray_actor.TaskActor`` named ``<job>-<role>-<index>`` in the
   namespace ``harness-<job>-<run id>``, scheduled into its bundle with ``max_restarts=0``
   (the supervisor's policy decides restarts). It runs ``python -m harness.task`` with the
@@ -36,7 +37,7 @@ from typing import Any
 from cluster.plan import Plan, TaskPlan
 from cluster.ray_actor import TaskActor
 from cluster.supervisor import Inbox, JobFailed
-from harness.job import JobSpec
+from harness.job import JobSpec, JobSpecError
 
 ACTOR_DIED = -9  # exit code reported when the actor itself is gone (like a SIGKILLed process)
 ACTOR_CONCURRENCY = 4  # read (long poll), send and kill must run side by side
@@ -52,9 +53,10 @@ def actor_name(job_name: str, task: TaskPlan) -> str:
 
 
 def bundle_for(task: TaskPlan) -> dict[str, float]:
-    """The placement group bundle of one task: its CPUs, GPUs (never on ps) and memory."""
+    """The placement group bundle of one task: its CPUs, GPUs (chief and workers only) and
+    memory; ps and evaluator bundles never hold a GPU."""
     bundle: dict[str, float] = {"CPU": task.cpu}
-    if task.gpu and task.role != "ps":
+    if task.gpu and task.is_trainer:
         bundle["GPU"] = task.gpu
     if task.memory_mb:
         bundle["memory"] = float(task.memory_mb * 1024 * 1024)
@@ -78,7 +80,7 @@ def describe_ray_plan(plan: Plan) -> str:
         f"else an embedded local Ray with {embedded_num_cpus(job)} logical CPUs",
     ]
     for index, task in enumerate(plan.tasks):
-        bundle = ", ".join(f"{k}: {_fmt(v)}" for k, v in bundle_for(task).items())
+        bundle = _resources(bundle_for(task))[1:-1]
         gpus = "Ray-assigned GPU ids" if "GPU" in bundle_for(task) else '"" (no GPU)'
         lines += [
             f"  [{task.key}] actor {actor_name(job.name, task)}, bundle {index} {{{bundle}}}",
@@ -88,8 +90,17 @@ def describe_ray_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:g}" if value < 1e6 else f"{value / 2**20:g} MiB"
+def _resources(resources: dict[str, float], show: tuple[str, ...] = ()) -> str:
+    """``{CPU: 2, GPU: 1, memory: 4 GiB}``: Ray's CPU, GPU and memory (``show``: even at 0)."""
+    keys = [k for k in ("CPU", "GPU", "memory") if k in resources or k in show]
+    parts = []
+    for key in keys:
+        value = resources.get(key, 0.0)
+        if key == "memory":
+            parts.append(f"memory: {value / 2**30:.3g} GiB")
+        else:
+            parts.append(f"{key}: {value:g}")
+    return "{" + ", ".join(parts) + "}"
 
 
 # ---- the driver side of one task -----------------------------------------------------------
@@ -132,7 +143,8 @@ class RayTaskHandle:
                         timeout=CALL_TIMEOUT_SECS,
                     )
                 except (ray.exceptions.GetTimeoutError, ray.exceptions.ActorUnavailableError):
-                    continue  # a slow or briefly unreachable actor; death is reported below
+                    time.sleep(0.2)  # a slow or briefly unreachable actor; death ends the loop
+                    continue
                 for line in lines:
                     inbox.line(self, line)
                 if code is not None:
@@ -165,10 +177,12 @@ class RayTaskHandle:
         if not self._killed:
             self._killed = True
             self._commands.put(None)
-            try:
-                ray.get(self.actor.kill.remote(), timeout=10.0)
-            except Exception:  # noqa: BLE001 - the actor is already gone or unreachable
-                pass
+            if self.info:  # the task is running: SIGKILL its process tree first
+                try:
+                    ray.get(self.actor.kill.remote(), timeout=5.0)
+                except Exception:  # noqa: BLE001 - the actor is already gone or unreachable
+                    pass
+        # Without its actor the task sees EOF on stdin and exits (harness.protocol).
         try:
             ray.kill(self.actor, no_restart=True)
         except Exception:  # noqa: BLE001
@@ -184,11 +198,11 @@ class RayTaskHandle:
                 return False
             try:
                 ray.get(self.actor.pid.remote(), timeout=min(remaining, 2.0))
+            except (ray.exceptions.GetTimeoutError, ray.exceptions.ActorUnavailableError):
+                pass  # not known to be dead yet
             except ray.exceptions.RayActorError:
                 self._poller.join(timeout=max(0.0, deadline - time.monotonic()))
                 return True
-            except ray.exceptions.GetTimeoutError:
-                continue
             time.sleep(0.1)
 
 
@@ -239,7 +253,10 @@ class RayLauncher:
         sigterm = signal.getsignal(signal.SIGTERM) if in_main_thread else None
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
-            ray.init(address=address, logging_level="WARNING")
+            try:
+                ray.init(address=address, logging_level="WARNING")
+            except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
+                raise JobSpecError(_connect_error(address, exc)) from exc
         else:
             ray.init(
                 address="local",
@@ -285,17 +302,20 @@ class RayLauncher:
         for task in plan_tasks:
             for key, value in bundle_for(task).items():
                 totals[key] = totals.get(key, 0.0) + value
+        show = tuple(totals)  # what was asked for is shown even where the cluster has none
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         node_list = "; ".join(
-            f"{n.get('NodeManagerAddress')} {_resources(n.get('Resources', {}))}" for n in nodes
+            f"{n.get('NodeManagerAddress')} {_resources(n.get('Resources', {}), show)}"
+            for n in nodes
         )
         return (
             f"the Ray placement group of job {self.job.name} could not be placed within "
             f"{placement.timeout_secs:g} s (placement.timeout_secs, strategy "
             f"{placement.strategy}).\n"
             f"  requested: {per_role}; in total {_resources(totals)}\n"
-            f"  the cluster has: {_resources(ray.cluster_resources())}, available now "
-            f"{_resources(ray.available_resources())}, on {len(nodes)} node(s): {node_list}\n"
+            f"  the cluster has: {_resources(ray.cluster_resources(), show)}, available now "
+            f"{_resources(ray.available_resources(), show)}, on {len(nodes)} node(s): "
+            f"{node_list}\n"
             "  Lower resources.<role>.cpu/gpu, use a larger Ray cluster (STRICT_SPREAD needs a "
             "node per task), or raise placement.timeout_secs if nodes are still being added."
         )
@@ -325,7 +345,7 @@ class RayLauncher:
             "name": actor_name(self.job.name, task),
             "namespace": self.namespace,
             "num_cpus": task.cpu,
-            "num_gpus": task.gpu if task.role != "ps" else 0,
+            "num_gpus": bundle_for(task).get("GPU", 0),
             "max_restarts": 0,
             "max_task_retries": 0,
             "max_concurrency": ACTOR_CONCURRENCY,
@@ -379,6 +399,13 @@ class RayLauncher:
             ray.shutdown()
 
 
-def _resources(resources: dict[str, float]) -> str:
-    shown = {k: v for k, v in resources.items() if k in ("CPU", "GPU", "memory")}
-    return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in sorted(shown.items())) + "}"
+def _connect_error(address: str, exc: BaseException) -> str:
+    text = str(exc)
+    lines = [line for line in text.splitlines() if "Authentication" in line or "token" in line]
+    cause = (lines[-1] if lines else _first_line(exc)).strip()
+    return (
+        f"--address/RAY_ADDRESS {address}: cannot connect to the Ray cluster: {cause[:400]}\n"
+        "  A head started with `ray start` uses token authentication: set RAY_AUTH_MODE=token "
+        "and make its token available (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+        "~/.ray/auth_token; `ray get-auth-token` on the head prints it). See docs/ray.md."
+    )
