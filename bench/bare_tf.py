@@ -63,10 +63,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def start_cluster(
-    params: dict[str, Any], model_dir: str, workers: int, ps: int = 1, env: dict[str, str] | None = None
+    params: dict[str, Any],
+    model_dir: str,
+    workers: int,
+    ps: int = 1,
+    env: dict[str, str] | None = None,
 ) -> tuple[Launch, dict[str, subprocess.Popen[bytes]]]:
     """Start every task process; returns the launch record and the processes by task."""
-    tasks = [("chief", 0)] + [("worker", i) for i in range(workers)] + [("ps", i) for i in range(ps)]
+    tasks = (
+        [("chief", 0)] + [("worker", i) for i in range(workers)] + [("ps", i) for i in range(ps)]
+    )
     ports = iter(free_ports(len(tasks)))
     cluster: dict[str, list[str]] = {}
     for role, _ in tasks:
@@ -115,7 +121,9 @@ def wait_cluster(
     return launch
 
 
-def run_cluster(params: dict[str, Any], model_dir: str, workers: int, timeout: float = 300.0) -> Launch:
+def run_cluster(
+    params: dict[str, Any], model_dir: str, workers: int, timeout: float = 300.0
+) -> Launch:
     """Launch the cluster and wait for it to finish."""
     launch, procs = start_cluster(params, model_dir, workers)
     return wait_cluster(launch, procs, timeout)
@@ -166,7 +174,9 @@ def run_task(role: str, index: int, params: dict[str, Any], model_dir: str) -> N
             sess.run(enqueue)
 
 
-def train(server: Any, cluster: Any, role: str, index: int, params: dict[str, Any], model_dir: str) -> None:
+def train(
+    server: Any, cluster: Any, role: str, index: int, params: dict[str, Any], model_dir: str
+) -> None:
     """The training loop: MonitoredTrainingSession running ``[train_op, loss]`` until it stops."""
     import tensorflow as tf
 

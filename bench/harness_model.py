@@ -27,5 +27,7 @@ def model_fn(features: Any, labels: Any, mode: str, params: dict[str, Any], conf
         loss=model.loss,
         train_op=model.train_op,
         training_hooks=[workload.RecorderHook(model, task, config.is_chief, params)],
-        scaffold=tf.compat.v1.train.Scaffold(init_fn=workload.mark_init(params["record_dir"], task)),
+        scaffold=tf.compat.v1.train.Scaffold(
+            init_fn=workload.mark_init(params["record_dir"], task)
+        ),
     )

@@ -92,7 +92,11 @@ def run_harness(
     else:
         find, expected = procwatch.children_matching("harness.task"), tasks
     log_path = os.path.join(run_dir, "driver.log")
-    with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+    with (
+        open(log_path, "w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
         with procwatch.PeakRss(find, expected) as rss:
             t_launch = time.monotonic()
             summary = run_job(job, backend=backend, quiet=True)

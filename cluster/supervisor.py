@@ -183,6 +183,9 @@ class Supervisor:
 
     def _start(self, task: TaskPlan) -> None:
         state = self.states[task.key]
+        if state.handle is not None:  # a previous instance: gone before its successor starts
+            state.handle.kill()
+            state.handle.wait_gone(timeout=10.0)
         state.handle = self.launcher.start(task, self.inbox)
         state.address, state.server_started, state.session_ready = None, False, False
         state.done, state.exited, state.exit_code, state.error = False, False, None, None

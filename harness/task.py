@@ -13,6 +13,8 @@ Lifecycle of a task:
    re-runs the rendezvous);
 3. by role:
    - ps: host variables until the ``stop`` command;
+   - evaluator (optional; outside the TF cluster as in TF, so no port and no server):
+     evaluate each new checkpoint until ``stop``, then the final one (``harness.evaluation``);
    - chief / worker: build the TRAIN graph (``harness.graph``), open the MonitoredSession
      (``harness.session``), loop ``run([train_op, loss])`` until it should stop, report
      ``done``; the chief of a cluster without ps then keeps hosting the variables until
@@ -118,6 +120,8 @@ class Commands:
 def run_task(job: JobSpec, role: str, index: int, report: Any, commands: Commands) -> int:
     """Run the task to the end; returns the exit code."""
     node_ip = os.environ.get("HARNESS_NODE_IP", "127.0.0.1")
+    if role == "evaluator":
+        return run_evaluator_task(job, node_ip, report, commands)
     holder = hold_port()
     report("address", host=node_ip, port=holder.getsockname()[1])
     cluster = commands.wait_for_cluster()
@@ -137,6 +141,19 @@ def run_task(job: JobSpec, role: str, index: int, report: Any, commands: Command
     train(job, report, commands.stop_event)
     if role == "chief" and job.cluster.ps == 0:
         commands.stop_event.wait()  # the chief hosts the variables until every worker is done
+    return protocol.EXIT_OK
+
+
+def run_evaluator_task(job: JobSpec, node_ip: str, report: Any, commands: Commands) -> int:
+    """The evaluator is outside the TF cluster (as in TF): no port, no server."""
+    report("address", host=node_ip, port=0)
+    cluster = commands.wait_for_cluster()
+    tf_config = {"cluster": cluster, "task": {"type": "evaluator", "index": 0}}
+    os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    report("server_started")
+    from harness.evaluation import run_evaluator
+
+    run_evaluator(job, report, commands.stop_event)
     return protocol.EXIT_OK
 
 
@@ -186,7 +203,7 @@ def _exit(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.task", description=__doc__)
-    parser.add_argument("--role", required=True, choices=["chief", "worker", "ps"])
+    parser.add_argument("--role", required=True, choices=["chief", "worker", "ps", "evaluator"])
     parser.add_argument("--index", required=True, type=int)
     args = parser.parse_args(argv)
     if hasattr(signal, "SIGUSR1"):
