@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import threading
 
-import psutil
-
 from cluster.plan import TaskPlan
+from cluster.processes import kill_tree, spawn_task, task_process_env
 from cluster.supervisor import Inbox
 
 
@@ -39,20 +37,8 @@ def visible_gpus() -> list[str]:
 class LocalTaskHandle:
     def __init__(self, plan: TaskPlan, inbox: Inbox, extra_env: dict[str, str]) -> None:
         self.plan = plan
-        env = {**os.environ, **extra_env, **plan.env}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF C++ INFO/WARNING off; errors stay
-        env["PYTHONUNBUFFERED"] = "1"
-        self.process = subprocess.Popen(
-            list(plan.command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        )
-        self._proc = psutil.Process(self.process.pid)
+        env = task_process_env({**os.environ, **extra_env}, plan.env)
+        self.process = spawn_task(list(plan.command), env)
         self._lock = threading.Lock()
         self._reader = threading.Thread(
             target=self._read, args=(inbox,), daemon=True, name=f"read-{plan.key}"
@@ -80,19 +66,7 @@ class LocalTaskHandle:
 
     def kill(self) -> None:
         """SIGKILL the task and every process it started (idempotent)."""
-        try:
-            procs = [self._proc, *self._proc.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            procs = []
-        for proc in procs:
-            try:
-                proc.kill()
-            except psutil.NoSuchProcess:
-                pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # anything else left in its session
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_tree(self.process.pid)
 
     def wait_gone(self, timeout: float) -> bool:
         try:

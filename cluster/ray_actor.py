@@ -19,14 +19,13 @@ be read and tested without Ray. It needs a concurrency of at least 2: ``read`` b
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 from collections import deque
 from typing import Any
 
-import psutil
+from cluster.processes import kill_tree, spawn_task, task_process_env
 
 READ_MAX_LINES = 1000
 
@@ -59,16 +58,7 @@ class TaskActor:
         command = list(self._command)
         if command and not os.path.exists(command[0]):
             command[0] = sys.executable  # the driver's interpreter path does not exist here
-        self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        )
+        self._process = spawn_task(command, env)
         threading.Thread(target=self._pump, daemon=True, name=f"pump-{self._key}").start()
         return {
             "pid": self._process.pid,
@@ -141,29 +131,9 @@ def task_environment(
     (Ray puts a job's ``working_dir`` and ``py_modules`` there), then the actor's directory.
     """
     base = dict(os.environ if base is None else base)
-    env = {**base, **plan_env}
+    env = task_process_env(base, plan_env)
     paths = [plan_env.get("PYTHONPATH", ""), base.get("PYTHONPATH", ""), os.getcwd()]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env["HARNESS_NODE_IP"] = node_ip
     env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF C++ INFO/WARNING off; errors stay
     return env
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid``, its descendants and whatever else is left in its session."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        procs = []
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
