@@ -100,14 +100,19 @@ def run_local_cluster(
     model_dir: str | os.PathLike[str],
     extra_env: dict[str, str] | None = None,
     quiet: bool = True,
+    backend: str = "local",
     **job_fields: Any,
 ) -> ClusterResult:
-    """Run a job on local processes to the end and return its run summary."""
+    """Run a job to the end and return its run summary.
+
+    ``backend="local"`` (default) runs OS processes; ``backend="ray"`` runs the same tasks as
+    Ray actors (on the Ray this process is connected to, or an embedded one).
+    """
     from harness.job import JobSpec
     from harness.run import run_job
 
     job = JobSpec.from_dict(make_job_dict(model_fn, input_fn, model_dir, **job_fields))
-    summary = run_job(job, backend="local", quiet=quiet, extra_env=extra_env)
+    summary = run_job(job, backend=backend, quiet=quiet, extra_env=extra_env)
     return ClusterResult(summary=summary, model_dir=Path(job.model_dir))
 
 

@@ -42,9 +42,12 @@ def checkpoint_step(model_dir: Path) -> int:
     return int(reader.get_tensor("global_step"))
 
 
-def test_hooks_run_only_where_their_role_says(tmp_path):
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_hooks_run_only_where_their_role_says(tmp_path, backend):
     record = tmp_path / "record.jsonl"
-    result = run(tmp_path, workers=2, ps=1, max_steps=30, params={"record": str(record)})
+    result = run(
+        tmp_path, workers=2, ps=1, max_steps=30, params={"record": str(record)}, backend=backend
+    )
     assert result.succeeded, result.error
     records = read_records(record)
     calls = Counter((r["hook"], r["task"], r["call"]) for r in records if "hook" in r)
