@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import queue
+import sys
 import signal
 import threading
 import time
@@ -225,6 +226,11 @@ class RayLauncher:
         address: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        if not (address or os.environ.get("RAY_ADDRESS")) and "ray" not in sys.modules:
+            # An embedded Ray is one node on this machine: keep it, and so every TF server
+            # address, on loopback rather than on the host's network interface. Ray reads
+            # this when it is imported.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
 
         self._ray = ray
