@@ -13,9 +13,9 @@ import shutil
 import subprocess
 import threading
 
+from cluster.handles import Inbox
 from cluster.plan import TaskPlan
 from cluster.processes import kill_tree, spawn_task, task_process_env
-from cluster.supervisor import Inbox
 
 
 def visible_gpus() -> list[str]:

@@ -28,16 +28,16 @@ from __future__ import annotations
 import math
 import os
 import queue
-import sys
 import signal
+import sys
 import threading
 import time
 import uuid
 from typing import Any
 
+from cluster.handles import Inbox, JobFailed
 from cluster.plan import Plan, TaskPlan
 from cluster.ray_actor import TaskActor
-from cluster.supervisor import Inbox, JobFailed
 from harness.job import JobSpec, JobSpecError
 
 ACTOR_DIED = -9  # exit code reported when the actor itself is gone (like a SIGKILLed process)

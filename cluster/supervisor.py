@@ -21,74 +21,18 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from cluster import policy
 from cluster.console import Console
+from cluster.handles import Inbox, JobFailed, Launcher, Message
 from cluster.plan import Plan, TaskPlan
 from harness import protocol
 
 MAX_RENDEZVOUS_ATTEMPTS = 5
-
-
-class JobFailed(RuntimeError):
-    """The job failed; the message names the task and the cause."""
-
-
-class TaskHandle(Protocol):
-    """A started task, as the supervisor sees it (implemented by each launcher)."""
-
-    plan: TaskPlan
-
-    def send(self, command: str) -> None: ...  # one line from protocol.encode_command
-    def kill(self) -> None: ...  # idempotent; returns once the task is gone or being killed
-    def wait_gone(self, timeout: float) -> bool: ...  # True once nothing of the task remains
-
-
-class Launcher(Protocol):
-    name: str
-
-    def start(self, task: TaskPlan, inbox: Inbox) -> TaskHandle: ...
-    def close(self) -> None: ...
-
-
-@dataclass
-class Message:
-    handle: Any
-    kind: str  # "event" | "exit"
-    data: Any
-
-
-class Inbox:
-    """Where launchers deliver task events, exits and output lines."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._queue: queue.Queue[Message] = queue.Queue()
-        self.tails: dict[str, deque[str]] = {}
-
-    def line(self, handle: Any, line: str) -> None:
-        """Route one output line of a task: an event, or text to print and log."""
-        event = protocol.decode_event(line)
-        if event is not None:
-            self._queue.put(Message(handle, "event", event))
-            return
-        self.tails.setdefault(handle.plan.key, deque(maxlen=40)).append(line)
-        self.console.task_line(handle.plan.key, line)
-
-    def exited(self, handle: Any, code: int | None) -> None:
-        self._queue.put(Message(handle, "exit", code))
-
-    def get(self, timeout: float) -> Message | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
 
 @dataclass

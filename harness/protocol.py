@@ -1,7 +1,8 @@
 """The wire between a task process and its supervisor: JSON lines, one per message.
 
 Task -> supervisor: events, written to the task's stdout as one line each, starting with
-``MARKER``. Every other stdout/stderr line is ordinary output (prefixed and logged by the
+``MARKER`` (``split_event`` also finds an event that another writer's partial line ended up
+in front of). Every other stdout/stderr line is ordinary output (prefixed and logged by the
 launcher).
 
 Supervisor -> task: commands, written to the task's stdin as one JSON object per line.
@@ -49,15 +50,23 @@ def encode_event(event: str, **fields: Any) -> str:
     return MARKER + json.dumps({"event": event, **fields}, default=str)
 
 
-def decode_event(line: str) -> dict[str, Any] | None:
-    """The event carried by an output line, or None for ordinary output."""
-    if not line.startswith(MARKER):
-        return None
+def split_event(line: str) -> tuple[str, dict[str, Any] | None]:
+    """Split an output line into ordinary text and the event it carries (None if none).
+
+    The task's stderr shares the pipe with its stdout, so another thread's partial line
+    (say, "Exception in thread ...") can end up in front of an event on the same line; the
+    event is found wherever its marker starts.
+    """
+    start = line.find(MARKER)
+    if start < 0:
+        return line, None
     try:
-        message = json.loads(line[len(MARKER) :])
+        message = json.loads(line[start + len(MARKER) :])
     except json.JSONDecodeError:
-        return None
-    return message if isinstance(message, dict) and "event" in message else None
+        return line, None
+    if not isinstance(message, dict) or "event" not in message:
+        return line, None
+    return line[:start], message
 
 
 def encode_command(cmd: str, **fields: Any) -> str:
@@ -78,5 +87,7 @@ class EventWriter:
         self._stream = stream or sys.__stdout__
 
     def __call__(self, event: str, **fields: Any) -> None:
-        self._stream.write(encode_event(event, **fields) + "\n")
+        # One write, starting on a fresh line: a pipe write of this size is atomic, so no
+        # other output can cut the event in two.
+        self._stream.write("\n" + encode_event(event, **fields) + "\n")
         self._stream.flush()
