@@ -57,6 +57,7 @@ class PeakRss:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+        self._tick()  # a last look, so that every process seen gone has its time
 
     @property
     def pids(self) -> dict[str, int]:

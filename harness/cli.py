@@ -1,4 +1,4 @@
-"""The ``harness`` command line: validate, run, render.
+"""The ``harness`` command line: validate, run, render, evaluate, export.
 
 Exit status: 0 when the command (the job, for ``run``) succeeded; 1 when the job failed;
 2 for invalid input (job file, model_fn, flags); 130 when interrupted.
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", help="container image (k8s dry-run)")
     run.add_argument("--quiet", action="store_true", help="do not echo task output (still logged)")
     _add_render_parser(commands)
+    _add_evaluate_parser(commands)
+    _add_export_parser(commands)
     return parser
 
 
@@ -87,6 +89,37 @@ def _add_render_parser(commands: Any) -> None:
     )
 
 
+def _add_evaluate_parser(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint and print its metrics",
+        description="Build the EVAL graph of JOB.yaml, restore the latest checkpoint in "
+        "model_dir (or --checkpoint), run eval_metric_ops for eval.steps batches (or to the end "
+        "of the data) and print the metrics. Summaries go to <model_dir>/eval.",
+    )
+    evaluate.add_argument("job", metavar="JOB.yaml")
+    evaluate.add_argument("--checkpoint", metavar="PATH", help="checkpoint prefix to evaluate")
+
+
+def _add_export_parser(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="export a checkpoint as a SavedModel for TF Serving",
+        description="Build the INFER graph of JOB.yaml, turn its output_alternatives into "
+        "serving signatures, restore the latest checkpoint (or --checkpoint) and write a "
+        "SavedModel to DIR/<timestamp>. See docs/evaluation-and-export.md.",
+    )
+    export.add_argument("job", metavar="JOB.yaml")
+    export.add_argument("--export-dir", metavar="DIR", required=True, help="export base folder")
+    export.add_argument("--checkpoint", metavar="PATH", help="checkpoint prefix to export")
+    export.add_argument(
+        "--default-output",
+        metavar="KEY",
+        help="the output alternative served as serving_default (needed when model_fn returns "
+        "several and none is named serving_default)",
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ INFO lines off the console
@@ -99,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
             code = _run(args)
         elif args.command == "render":
             code = _render(args)
+        elif args.command == "evaluate":
+            code = _evaluate(args)
+        elif args.command == "export":
+            code = _export(args)
         else:  # pragma: no cover - argparse rejects unknown commands
             code = EXIT_INVALID
     except JobSpecError as exc:
@@ -116,6 +153,27 @@ def _validate(args: Any) -> int:
 
     job = JobSpec.from_yaml(args.job)
     return validate_job(job, args.job)
+
+
+def _evaluate(args: Any) -> int:
+    from harness.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from harness.evaluation import evaluate_command
+    from harness.job import JobSpec
+
+    return evaluate_command(JobSpec.from_yaml(args.job), args.checkpoint)
+
+
+def _export(args: Any) -> int:
+    from harness.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from harness.export import export_command
+    from harness.job import JobSpec
+
+    job = JobSpec.from_yaml(args.job)
+    return export_command(job, args.export_dir, args.checkpoint, args.default_output)
 
 
 def _run(args: Any) -> int:

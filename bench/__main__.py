@@ -1,0 +1,66 @@
+"""``python -m bench``: run the benchmarks and write BENCHMARKS.md (see ``bench/__init__.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+from bench.suite import FIGURES, Settings, Suite, log
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark tf-harness against plain baselines."
+    )
+    parser.add_argument(
+        "--runs", type=int, default=None, help="repetitions (default 5; 2 with --quick)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, shorter windows")
+    parser.add_argument("--gpu", action="store_true", help="add the GPU variant (needs a GPU)")
+    parser.add_argument("--output", default="BENCHMARKS.md", help="where to write the report")
+    parser.add_argument(
+        "--only",
+        default=",".join(FIGURES),
+        help=f"comma-separated figures among {', '.join(FIGURES)} (default: all)",
+    )
+    parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep every run's logs and records")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    figures = tuple(f.strip() for f in args.only.split(",") if f.strip())
+    unknown = sorted(set(figures) - set(FIGURES))
+    if unknown:
+        raise SystemExit(f"--only: unknown figure(s) {unknown}; choose among {list(FIGURES)}")
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="tf-harness-bench-")
+    common = {"figures": figures, "gpu": args.gpu, "work_dir": work_dir, "keep": args.keep}
+    if args.runs is not None:
+        if args.runs < 1:
+            raise SystemExit("--runs must be at least 1")
+        common["runs"] = args.runs
+    return Settings.quick(**common) if args.quick else Settings(**common)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = settings_from(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray address on 127.0.0.1
+    from bench.report import render
+
+    log(f"figures {', '.join(settings.figures)}; {settings.runs} runs; scratch {settings.work_dir}")
+    results = Suite(settings).run()
+    with open(args.output, "w") as f:
+        f.write(render(results))
+    log(
+        f"wrote {args.output}"
+        + (f"; {len(results.failures)} failed run(s)" if results.failures else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Turn the suite's results into BENCHMARKS.md: machine, versions, tables, explanations.
+
+Every table row shows the baseline and the candidate as ``median [min–max] (n)`` over the
+repetitions, and the candidate against the baseline as the median [min–max] of the ratios
+(or differences) of runs from the same repetition, with the target and whether it is met.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psutil
+
+from bench import explain
+from bench.records import ClusterRun
+from bench.stats import Comparison, Summary, Target
+from bench.suite import SCALING_TRAINERS, Results, batch_size
+
+COMMAND = ".venv/bin/python -m bench"
+
+
+# ---- machine and versions --------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_revision() -> str:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(
+            ["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' (with uncommitted changes)' if dirty else ''}" if head else "unknown"
+
+
+def machine_section(results: Results) -> list[str]:
+    s = results.settings
+    load = ", ".join(f"{x:.2f}" for x in results.load_before)
+    load_after = ", ".join(f"{x:.2f}" for x in results.load_after)
+    elapsed = (results.finished - results.started) / 60
+    return [
+        "## Machine and versions",
+        "",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(results.started))}; "
+        f"the run took {elapsed:.1f} min",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; memory "
+        f"{psutil.virtual_memory().total / 2**30:.1f} GiB; {platform.system()} {platform.release()}",
+        f"- Load average (1, 5, 15 min) before: {load}; after: {load_after}",
+        f"- Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
+        f"Ray {version('ray')}, tf-harness {version('tf-harness')} (git {git_revision()})",
+        f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after every "
+        f"trainer stepped + {s.warmup_secs:g} s; scaling window {s.scaling_window_secs:g} s; "
+        f"hook cost {s.hook_steps} steps each way per repetition",
+        "",
+    ]
+
+
+# ---- formatting ------------------------------------------------------------------------------
+
+
+def fmt(summary: Summary | None, scale: float = 1.0, digits: int = 2) -> str:
+    if summary is None:
+        return "—"
+    med, low, high = (x * scale for x in (summary.median, summary.low, summary.high))
+    return f"{med:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({summary.n})"
+
+
+def target_text(target: Target | None, unit: str, scale: float) -> str:
+    if target is None:
+        return "—"
+    if target.on == "ratio":
+        return f"ratio {target.op} {target.bound:g}"
+    what = "Δ" if target.on == "delta" else "value"
+    return f"{what} {target.op} {target.bound * scale:g} {unit}"
+
+
+def met_text(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "—"}[met]
+
+
+def table(rows: Sequence[Comparison], vs: str = "ratio") -> list[str]:
+    """A markdown table of comparisons; ``vs`` shows the paired ratio or difference."""
+    head = "ratio (paired)" if vs == "ratio" else "Δ (paired)"
+    lines = [
+        f"| figure | baseline | baseline value | candidate | candidate value | {head} | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        paired = (
+            fmt(row.ratio_summary, digits=3)
+            if vs == "ratio"
+            else fmt(row.delta_summary, row.scale, 1)
+        )
+        lines.append(
+            f"| {row.label} ({row.unit}) | {row.baseline_name} | "
+            f"{fmt(row.baseline_summary, row.scale)} | {row.candidate_name} | "
+            f"{fmt(row.candidate_summary, row.scale)} | {paired} | "
+            f"{target_text(row.target, row.unit, row.scale)} | {met_text(row.met)} |"
+        )
+    return lines + [""]
+
+
+def field(runs: Sequence[Any] | None, name: str) -> list[float | None]:
+    return [None if r is None else getattr(r, name) for r in runs or []]
+
+
+def rss(
+    runs: Sequence[ClusterRun | None] | None, role: str, actor: bool = False
+) -> list[float | None]:
+    """Peak RSS (MiB) of a role's task processes (the largest of that role) per run."""
+    values: list[float | None] = []
+    for run in runs or []:
+        table_ = None if run is None else (run.actor_rss_mb if actor else run.peak_rss_mb)
+        mine = [v for k, v in (table_ or {}).items() if k.startswith(f"{role}:")]
+        values.append(max(mine) if mine else None)
+    return values
+
+
+# ---- figures ---------------------------------------------------------------------------------
+
+NAMES = {"bare": "bare TF", "local": "harness local", "ray": "harness ray"}
+
+
+def throughput_rows(r: Results) -> list[Comparison]:
+    rows = []
+    for size in ("small", "large"):
+        base = field(r.clusters.get(f"bare-{size}"), "steps_per_sec")
+        for variant in ("local", "ray"):
+            rows.append(
+                Comparison(
+                    f"{size} model, global steps/s",
+                    "steps/s",
+                    NAMES["bare"],
+                    base,
+                    NAMES[variant],
+                    field(r.clusters.get(f"{variant}-{size}"), "steps_per_sec"),
+                    Target("ratio", ">=", 0.97),
+                )
+            )
+    return rows
+
+
+def bringup_rows(r: Results) -> list[Comparison]:
+    rows = []
+    for name, label, target in (
+        ("first_step_secs", "launch → first global step", None),
+        ("all_stepping_secs", "launch → all trainers stepping", None),
+        ("join_delay_secs", "worker join delay after the chief's init", Target("value", "<", 1.0)),
+    ):
+        base = field(r.clusters.get("bare-small"), name)
+        for variant in ("local", "ray"):
+            cand = field(r.clusters.get(f"{variant}-small"), name)
+            rows.append(Comparison(label, "s", NAMES["bare"], base, NAMES[variant], cand, target))
+    ray_train = [None if x is None else x for x in r.ray_train]
+    for name, label, target in (
+        ("first_step_secs", "launch → first step", Target("ratio", "<=", 1.0)),
+        ("all_stepping_secs", "launch → all trainers stepping", None),
+    ):
+        rows.append(
+            Comparison(
+                label,
+                "s",
+                "Ray Train (3 workers)",
+                field(ray_train, name),
+                NAMES["ray"],
+                field(r.clusters.get("ray-small"), name),
+                target,
+            )
+        )
+    return rows
+
+
+def teardown_rows(r: Results) -> list[Comparison]:
+    base = field(r.clusters.get("bare-small"), "teardown_secs")
+    return [
+        Comparison(
+            "chief's last step → last process/actor gone",
+            "s",
+            NAMES["bare"],
+            base,
+            NAMES[variant],
+            field(r.clusters.get(f"{variant}-small"), "teardown_secs"),
+            Target("value", "<=", 3.0),
+        )
+        for variant in ("local", "ray")
+    ]
+
+
+def memory_rows(r: Results) -> list[Comparison]:
+    rows = []
+    bare = r.clusters.get("bare-small")
+    for role in ("chief", "worker", "ps"):
+        for variant in ("local", "ray"):
+            rows.append(
+                Comparison(
+                    f"peak RSS, {role} task process",
+                    "MiB",
+                    NAMES["bare"],
+                    rss(bare, role),
+                    NAMES[variant],
+                    rss(r.clusters.get(f"{variant}-small"), role),
+                    Target("delta", "<=", 100.0),
+                )
+            )
+    return rows
+
+
+def actor_rows(r: Results) -> list[str]:
+    runs = r.clusters.get("ray-small")
+    lines = [
+        "| role | Ray actor process peak RSS (MiB) | task process peak RSS (MiB) |",
+        "|---|---|---|",
+    ]
+    for role in ("chief", "worker", "ps"):
+        lines.append(
+            f"| {role} | {fmt(Summary.of(rss(runs, role, actor=True)), digits=1)} | "
+            f"{fmt(Summary.of(rss(runs, role)), digits=1)} |"
+        )
+    return lines + [""]
+
+
+def hook_rows(r: Results) -> list[Comparison]:
+    return [
+        Comparison(
+            "seconds per trivial step",
+            "µs",
+            "no hooks",
+            [h.without_secs for h in r.hooks],
+            "ProgressHook + StopSignalHook",
+            [h.with_secs for h in r.hooks],
+            Target("delta", "<=", 50e-6),
+            scale=1e6,
+            paired_deltas=[h.cost_secs for h in r.hooks],
+        )
+    ]
+
+
+def hook_cost_line(r: Results) -> list[str]:
+    del r
+    return [
+        "Δ is each repetition's median difference between neighbouring blocks of 250 steps "
+        "(both sessions open at once, the order flipping every block), so that both sides "
+        "see the same background load; the values are the per-repetition medians of the "
+        "blocks.",
+        "",
+    ]
+
+
+def scaling_table(scaling: dict[int, list[ClusterRun | None]]) -> list[str]:
+    batch = batch_size("large")
+    base = field(scaling.get(1), "steps_per_sec")
+    lines = [
+        "| trainers | aggregate global steps/s | examples/s | speedup over 1 trainer (paired) "
+        "| steps/s per trainer |",
+        "|---|---|---|---|---|",
+    ]
+    for n in SCALING_TRAINERS:
+        rates = field(scaling.get(n), "steps_per_sec")
+        speedup = Comparison("", "", "", base, "", rates).ratio_summary
+        examples = [None if x is None else x * batch for x in rates]
+        per = [None if x is None else x / n for x in rates]
+        lines.append(
+            f"| {n} | {fmt(Summary.of(rates), digits=1)} | {fmt(Summary.of(examples), digits=0)} "
+            f"| {fmt(speedup, digits=2)} | {fmt(Summary.of(per), digits=1)} |"
+        )
+    return lines + [""]
+
+
+# ---- the document ----------------------------------------------------------------------------
+
+
+def render(results: Results) -> str:
+    r = results
+    figures = r.settings.figures
+    out = [
+        "# Benchmarks",
+        "",
+        f"Regenerate with `{COMMAND}` (about 20 minutes on 2 cores; `--quick` for a short "
+        "check, `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
+        "tf-harness with a baseline measured in the same run, interleaved run by run; "
+        "values are `median [min–max] (number of runs)`. The baselines are written plainly "
+        "in `bench/` without any tf-harness code: `bench/bare_tf.py` (the same model_fn "
+        "logic as separate TF processes with `TF_CONFIG` and stock "
+        "`MonitoredTrainingSession`, ps shutdown through a shared queue) and "
+        "`bench/ray_train_baseline.py` (Ray Train's `TensorflowTrainer`, 3 workers, on the "
+        "same Ray instance as the harness's Ray runs).",
+        "",
+        *machine_section(r),
+    ]
+    all_rows: dict[str, list[Comparison]] = {}
+    if "throughput" in figures:
+        all_rows["throughput"] = throughput_rows(r)
+        out += ["## 1. Step throughput", "", explain.THROUGHPUT_SETUP, ""]
+        out += table(all_rows["throughput"])
+    if "bringup" in figures:
+        all_rows["bringup"] = bringup_rows(r)
+        out += ["## 2. Bring-up", "", explain.bringup_setup(r.driver_tf_import_secs), ""]
+        out += table(all_rows["bringup"])
+    if "teardown" in figures:
+        all_rows["teardown"] = teardown_rows(r)
+        out += ["## 3. Teardown", "", explain.TEARDOWN_SETUP, ""]
+        out += table(all_rows["teardown"])
+        out += explain.gone_breakdown(r.clusters)
+    if "memory" in figures:
+        all_rows["memory"] = memory_rows(r)
+        out += ["## 4. Memory", "", explain.MEMORY_SETUP, ""]
+        out += table(all_rows["memory"], vs="delta")
+        out += ["Under Ray, the actor process that owns each task process:", ""]
+        out += actor_rows(r)
+    if "hooks" in figures:
+        all_rows["hooks"] = hook_rows(r)
+        out += ["## 5. Hook cost", "", explain.HOOKS_SETUP, ""]
+        out += table(all_rows["hooks"], vs="delta")
+        out += hook_cost_line(r)
+    if "scaling" in figures:
+        out += ["## 6. Scaling", "", explain.SCALING_SETUP, ""]
+        out += scaling_table(r.scaling)
+    if r.settings.gpu:
+        out += ["## 6b. Scaling on GPU (`--gpu`)", ""]
+        if r.gpu_scaling:
+            out += [explain.GPU_SETUP, "", r.gpu_note or "", ""]
+            out += scaling_table(r.gpu_scaling)
+        else:
+            out += [f"Skipped: {r.gpu_note}.", ""]
+    out += explain.explanations(r, all_rows)
+    if r.failures:
+        out += ["## Failed runs", "", *[f"- {f}" for f in r.failures], ""]
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,444 @@
+"""SavedModel export: the INFER graph, one signature per output alternative, TF Serving inputs.
+
+``export_saved_model`` is TF 1.x ``Estimator.export_savedmodel`` on the harness's JobSpec:
+
+1. In a new graph: the global step, the serving inputs (below), then ``model_fn`` in INFER mode.
+   A ``ModelFnOps`` is converted with ``estimator_spec(default_serving_output_alternative_key=
+   default_output)``; an ``EstimatorSpec`` is used as it is. When there are no export outputs,
+   ``serving_default`` is a ``PredictOutput`` of the predictions.
+2. Every export output becomes a SignatureDef under its own key, ``serving_default`` included.
+   A signature that cannot be built or served raises ``ExportError`` naming it. (TensorFlow's
+   ``build_all_signature_defs`` drops such signatures, and only logs it.)
+3. The checkpoint (default: the latest in ``model_dir``) is restored with the Scaffold's saver
+   (else ``Saver(sharded=True)``). The SavedModel (tag ``serve``, main op = the local and table
+   initializers, devices cleared) is written to ``<base>/temp-<timestamp>``, then renamed to
+   ``<base>/<timestamp>``, so TF Serving never picks up a half-written version.
+
+Serving inputs, default (TF Serving's conventions):
+
+- Classification and regression signatures take one string tensor of serialized
+  ``tf.Example``s, input key ``inputs`` (the ``input_example_tensor`` placeholder). It is parsed
+  with ``tf.io.parse_example`` and a feature spec read from input_fn's features: input_fn is
+  called (INFER mode, or TRAIN if that fails) in a throwaway graph, and each dense feature of
+  shape ``[batch, d1, ...]`` becomes ``FixedLenFeature([d1, ...], dtype)``. tf.Example holds
+  float32, int64 and bytes only, so other float/int/bool features are parsed as float32/int64
+  and cast back. A single-Tensor features value is the feature ``feature``, as TF named it.
+- Predict signatures take one tensor per feature, named after the feature key.
+
+One graph serves both: model_fn is called ONCE, on features that are
+``tf.compat.v1.placeholder_with_default(parsed_feature, [None, d1, ...], name=key)``. A
+classify or regress request feeds ``inputs``: nothing feeds the per-feature tensors, so they
+pass the parsed values on. A predict request feeds the per-feature tensors directly, and the
+session prunes everything upstream of a fed tensor, so the example parser never runs. (Both
+TF 1.x sessions (TF Serving, ``loader.load``) and TF 2's ``tf.saved_model.load`` work this
+way.) Calling model_fn twice, once per receiver, was rejected: the variables of the second call
+would only be shared if model_fn used ``tf.compat.v1.get_variable`` under a reusing scope. With
+``tf.Variable`` or Keras layers they would be duplicated under other names, and the checkpoint
+would no longer restore.
+
+``serving_input_fn: module:function`` in the job YAML replaces all of this. It is called in
+the export graph, with whichever of ``params`` and ``config`` it declares. It returns
+``(features, receiver_tensors)``, or an object with those two attributes, like TF's
+``ServingInputReceiver``. A single Tensor is named ``feature`` or ``input``. Every signature
+then takes ``receiver_tensors``, so a classification or regression signature needs exactly one
+string receiver tensor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+
+from harness.calling import call_input_fn, call_model_fn, fn_args
+from harness.config import RunConfig
+from harness.estimator_spec import EstimatorSpec
+from harness.evaluation import CheckpointNotFoundError, checkpoint_exists, local_run_config
+from harness.export_output import (
+    DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    ClassificationOutput,
+    ExportOutput,
+    PredictOutput,
+    RegressionOutput,
+)
+from harness.graph import UserCodeError
+from harness.job import JobSpec
+from harness.model_fn import ModeKeys, ModelFnOps, ProblemType
+
+v1 = tf.compat.v1
+
+EXPORT_DIR_NAME = "export"
+SINGLE_FEATURE_NAME = "feature"
+SINGLE_RECEIVER_NAME = "input"
+_PROBLEM_TYPES = {
+    ProblemType.UNSPECIFIED: "UNSPECIFIED: a predict signature",
+    ProblemType.CLASSIFICATION: "CLASSIFICATION: a classify signature",
+    ProblemType.LINEAR_REGRESSION: "LINEAR_REGRESSION: a regress signature",
+    ProblemType.LOGISTIC_REGRESSION: "LOGISTIC_REGRESSION: a classify signature",
+}
+
+
+class ExportError(ValueError):
+    """The export cannot be done as asked; the message says why and how to fix it."""
+
+
+@dataclass
+class ServingInputs:
+    """What model_fn gets, and what each kind of signature is fed with."""
+
+    features: Any
+    example_receiver: dict[str, tf.Tensor]  # classification and regression signatures
+    predict_receiver: dict[str, tf.Tensor]  # predict (and any other) signatures
+
+
+def export_saved_model(
+    job: JobSpec,
+    export_dir_base: str,
+    checkpoint_path: str | None = None,
+    default_output: str | None = None,
+) -> str:
+    """Exports a versioned SavedModel under ``export_dir_base``; returns its directory.
+
+    Raises:
+        ExportError: no checkpoint, an unknown problem type, several output alternatives and no
+            usable default key, or a signature that cannot be built or served.
+        UserCodeError: model_fn, input_fn or serving_input_fn fail.
+    """
+    return _export(job, export_dir_base, checkpoint_path, default_output)[0]
+
+
+def export_on_finish(job: JobSpec) -> str:
+    """Exports the latest checkpoint to ``<model_dir>/export/<timestamp>`` (``export_on_finish``)."""
+    return export_saved_model(job, os.path.join(job.model_dir, EXPORT_DIR_NAME))
+
+
+def _export(
+    job: JobSpec, export_dir_base: str, checkpoint_path: str | None, default_output: str | None
+) -> tuple[str, dict[str, Any]]:
+    checkpoint_path = _checkpoint(job, checkpoint_path)
+    config = local_run_config(job)
+    try:
+        model_fn = job.resolve("model_fn")
+    except ValueError as exc:
+        raise UserCodeError(str(exc)) from exc
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.train.get_or_create_global_step()
+        inputs = _serving_inputs(job, config)
+        try:
+            ops = call_model_fn(model_fn, inputs.features, None, ModeKeys.INFER, job.params, config)
+        except Exception as exc:
+            raise UserCodeError(f"model_fn failed: {type(exc).__name__}: {exc}") from exc
+        spec = _estimator_spec(ops, default_output)
+        signatures = build_signature_defs(_export_outputs(spec), inputs)
+        export_dir = _timestamped_dir(export_dir_base)
+        _write(spec.scaffold, checkpoint_path, signatures, export_dir)
+    return export_dir, signatures
+
+
+def _checkpoint(job: JobSpec, checkpoint_path: str | None) -> str:
+    if checkpoint_path is None:
+        checkpoint_path = tf.train.latest_checkpoint(job.model_dir)
+        if checkpoint_path is None:
+            raise CheckpointNotFoundError(
+                f"no checkpoint in {job.model_dir}: train the model first (harness run), or "
+                "pass --checkpoint PATH"
+            )
+    elif not checkpoint_exists(checkpoint_path):
+        raise CheckpointNotFoundError(f"no checkpoint at {checkpoint_path}")
+    return checkpoint_path
+
+
+def _serving_inputs(job: JobSpec, config: RunConfig) -> ServingInputs:
+    if job.serving_input_fn:
+        return _custom_serving_inputs(job, config)
+    try:
+        input_fn = job.resolve("input_fn")
+    except ValueError as exc:
+        raise UserCodeError(str(exc)) from exc
+    return default_serving_inputs(feature_spec_from_input_fn(job, config, input_fn))
+
+
+def feature_spec_from_input_fn(
+    job: JobSpec, config: RunConfig, input_fn: Any
+) -> dict[str, tuple[tf.DType, tf.TensorShape]] | tuple[tf.DType, tf.TensorShape]:
+    """``{key: (dtype, shape)}`` of input_fn's features (or one pair for a single Tensor).
+
+    input_fn runs in a throwaway graph, in INFER mode, or in TRAIN mode if INFER fails.
+    """
+    failures = []
+    for mode in (ModeKeys.INFER, ModeKeys.TRAIN):
+        with tf.Graph().as_default():
+            try:
+                features, _ = call_input_fn(input_fn, mode, job.params, config)
+            except Exception as exc:
+                failures.append(f"mode={mode!r}: {type(exc).__name__}: {exc}")
+                continue
+        if isinstance(features, dict):
+            return {key: _dense_spec(key, value) for key, value in features.items()}
+        return _dense_spec(SINGLE_FEATURE_NAME, features)
+    raise UserCodeError(
+        "input_fn failed, so the serving feature spec cannot be read from its features ("
+        + "; ".join(failures)
+        + "). Fix input_fn, or set serving_input_fn in the job file."
+    )
+
+
+def _dense_spec(key: str, value: Any) -> tuple[tf.DType, tf.TensorShape]:
+    hint = "write a serving_input_fn for it (see docs/evaluation-and-export.md)"
+    if not isinstance(value, tf.Tensor):
+        raise ExportError(
+            f"feature {key!r} is a {type(value).__name__}; the default serving inputs handle "
+            f"dense Tensors only: {hint}"
+        )
+    shape = value.shape
+    if shape.rank is None or shape.rank < 1 or not shape[1:].is_fully_defined():
+        raise ExportError(
+            f"feature {key!r} has shape {shape}; the default serving inputs need a batch "
+            f"dimension and fixed other dimensions (tf.io.FixedLenFeature): {hint}"
+        )
+    if _parse_dtype(value.dtype) is None:
+        raise ExportError(
+            f"feature {key!r} has dtype {value.dtype.name}, which tf.Example cannot hold: {hint}"
+        )
+    return value.dtype, shape[1:]
+
+
+def default_serving_inputs(spec: Any) -> ServingInputs:
+    """Serialized tf.Examples for classify/regress, per-feature tensors for predict (see above)."""
+    single = not isinstance(spec, dict)
+    specs = {SINGLE_FEATURE_NAME: spec} if single else spec
+    examples = v1.placeholder(tf.string, [None], name="input_example_tensor")
+    parse_spec = {
+        key: tf.io.FixedLenFeature(shape, _parse_dtype(dtype))
+        for key, (dtype, shape) in specs.items()
+    }
+    parsed = tf.io.parse_example(examples, parse_spec)
+    features = {}
+    for key, (dtype, shape) in specs.items():
+        value = parsed[key] if parsed[key].dtype == dtype else tf.cast(parsed[key], dtype)
+        features[key] = v1.placeholder_with_default(value, [None, *shape], name=_op_name(key))
+    return ServingInputs(
+        features=features[SINGLE_FEATURE_NAME] if single else features,
+        example_receiver={"inputs": examples},
+        predict_receiver=features,
+    )
+
+
+def _parse_dtype(dtype: tf.DType) -> tf.DType | None:
+    """tf.Example holds float32, int64 and bytes: other floats, ints and bools are cast."""
+    if dtype == tf.string:
+        return tf.string
+    if dtype.is_floating:
+        return tf.float32
+    if dtype.is_integer or dtype == tf.bool:
+        return tf.int64
+    return None
+
+
+def _op_name(key: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.\-/]", "_", key)
+    return name if re.match(r"[A-Za-z0-9.]", name) else f"feature_{name}"
+
+
+def _custom_serving_inputs(job: JobSpec, config: RunConfig) -> ServingInputs:
+    try:
+        fn = job.resolve("serving_input_fn")
+        declared = fn_args(fn)
+        kwargs = {"params": job.params or {}, "config": config}
+        result = fn(**{name: value for name, value in kwargs.items() if name in declared})
+    except Exception as exc:
+        raise UserCodeError(f"serving_input_fn failed: {type(exc).__name__}: {exc}") from exc
+    if hasattr(result, "features") and hasattr(result, "receiver_tensors"):
+        features, receivers = result.features, result.receiver_tensors
+    elif isinstance(result, (tuple, list)) and len(result) == 2:
+        features, receivers = result
+    else:
+        raise UserCodeError(
+            f"serving_input_fn returned {type(result).__name__}; it must return "
+            "(features, receiver_tensors), like tf.estimator.export.ServingInputReceiver"
+        )
+    if not isinstance(receivers, dict):
+        receivers = {SINGLE_RECEIVER_NAME: receivers}
+    for key, tensor in receivers.items():
+        if not isinstance(tensor, tf.Tensor):
+            raise UserCodeError(f"serving_input_fn: receiver_tensors[{key!r}] is not a Tensor")
+    return ServingInputs(features, example_receiver=receivers, predict_receiver=receivers)
+
+
+def _estimator_spec(ops: Any, default_output: str | None) -> EstimatorSpec:
+    """The INFER result as an EstimatorSpec, with clear errors instead of TF's bare KeyError."""
+    if ops.mode != ModeKeys.INFER:
+        raise UserCodeError(f"model_fn returned mode={ops.mode!r} when called with mode='infer'")
+    if isinstance(ops, EstimatorSpec):
+        _check_default_output(default_output, list(ops.export_outputs or {}), "export_outputs")
+        return ops
+    assert isinstance(ops, ModelFnOps)
+    alternatives = ops.output_alternatives or {}
+    if not isinstance(alternatives, dict):
+        raise ExportError(f"output_alternatives must be a dict, got {type(alternatives).__name__}")
+    for key, value in alternatives.items():
+        _check_alternative(key, value)
+    keys = list(alternatives)
+    if len(keys) > 1 and DEFAULT_SERVING_SIGNATURE_DEF_KEY not in keys and default_output is None:
+        raise ExportError(
+            f"model_fn returned {len(keys)} output_alternatives ({', '.join(keys)}) and none is "
+            f"named '{DEFAULT_SERVING_SIGNATURE_DEF_KEY}': choose the one served by default with "
+            f"--default-output KEY (one of: {', '.join(keys)}), or name one of them "
+            f"'{DEFAULT_SERVING_SIGNATURE_DEF_KEY}' in model_fn"
+        )
+    _check_default_output(default_output, keys, "output_alternatives")
+    try:
+        return ops.estimator_spec(default_serving_output_alternative_key=default_output)
+    except (ValueError, TypeError) as exc:
+        raise ExportError(f"output_alternatives cannot be exported: {exc}") from exc
+
+
+def _check_alternative(key: str, value: Any) -> None:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[1], dict)):
+        raise ExportError(
+            f"output_alternatives[{key!r}] must be (problem_type, {{name: Tensor}}), got {value!r}"
+        )
+    if not isinstance(value[0], int) or value[0] not in _PROBLEM_TYPES:
+        known = "; ".join(f"{n} ({what})" for n, what in _PROBLEM_TYPES.items())
+        raise ExportError(
+            f"output_alternatives[{key!r}] has unknown problem type {value[0]!r}; use one of "
+            f"harness.ProblemType: {known}"
+        )
+
+
+def _check_default_output(default_output: str | None, keys: list[str], field: str) -> None:
+    if default_output is not None and default_output not in keys:
+        listed = ", ".join(keys) if keys else "none"
+        raise ExportError(
+            f"--default-output {default_output!r} is not one of model_fn's {field} (keys: {listed})"
+        )
+
+
+def _export_outputs(spec: EstimatorSpec) -> dict[str, ExportOutput]:
+    if spec.export_outputs:
+        return dict(spec.export_outputs)
+    return {DEFAULT_SERVING_SIGNATURE_DEF_KEY: PredictOutput(spec.predictions)}
+
+
+def build_signature_defs(
+    export_outputs: dict[str, ExportOutput], inputs: ServingInputs
+) -> dict[str, Any]:
+    """One SignatureDef per export output; raises ExportError instead of dropping one."""
+    signatures = {}
+    for key, output in export_outputs.items():
+        supervised = isinstance(output, (ClassificationOutput, RegressionOutput))
+        receiver = inputs.example_receiver if supervised else inputs.predict_receiver
+        kind = type(output).__name__
+        try:
+            signature = output.as_signature_def(receiver)
+        except ValueError as exc:
+            raise ExportError(f"signature {key!r} ({kind}) cannot be built: {exc}") from exc
+        _check_servable(key, receiver, signature)
+        if not v1.saved_model.signature_def_utils.is_valid_signature(signature):
+            raise ExportError(
+                f"signature {key!r} ({kind}) is not a valid {signature.method_name} signature "
+                f"for TF Serving: inputs {sorted(signature.inputs)}, outputs "
+                f"{sorted(signature.outputs)}"
+            )
+        signatures[key] = signature
+    return signatures
+
+
+def _check_servable(key: str, receiver: dict[str, tf.Tensor], signature: Any) -> None:
+    """Raises ExportError when an output needs a placeholder that the signature does not feed."""
+    graph = v1.get_default_graph()
+    fed = {tensor.ref() for tensor in receiver.values()}
+    outputs = [graph.get_tensor_by_name(info.name) for info in signature.outputs.values()]
+    pending = [tensor.op for tensor in outputs if tensor.ref() not in fed]
+    seen: set[str] = set()
+    while pending:
+        op = pending.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.type == "Placeholder":
+            raise ExportError(
+                f"signature {key!r} cannot be served: its outputs need the placeholder "
+                f"{op.name!r}, which is not among its inputs {sorted(receiver)}"
+            )
+        pending.extend(tensor.op for tensor in op.inputs if tensor.ref() not in fed)
+        pending.extend(op.control_inputs)
+
+
+def _timestamped_dir(export_dir_base: str) -> str:
+    """``<base>/<seconds since epoch>`` that does not exist yet (waits a second on a clash)."""
+    for _ in range(10):
+        path = os.path.join(export_dir_base, str(int(time.time())))
+        if not tf.io.gfile.exists(path):
+            return path
+        time.sleep(1)
+    raise ExportError(f"cannot find an unused timestamped directory in {export_dir_base}")
+
+
+def _write(
+    scaffold: v1.train.Scaffold, checkpoint_path: str, signatures: dict[str, Any], export_dir: str
+) -> None:
+    """Restores the checkpoint and writes the SavedModel (via a temp- directory)."""
+    local_init_op = scaffold.local_init_op or v1.train.Scaffold.default_local_init_op()
+    saver = scaffold.saver or v1.train.Saver(sharded=True)
+    temp_dir = os.path.join(os.path.dirname(export_dir), f"temp-{os.path.basename(export_dir)}")
+    with v1.Session(config=v1.ConfigProto(allow_soft_placement=True)) as session:
+        try:
+            saver.restore(session, checkpoint_path)
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as exc:
+            raise ExportError(
+                f"cannot restore {checkpoint_path} into the INFER graph (does model_fn build the "
+                f"same variables in INFER mode as in TRAIN mode?): {exc.message}"
+            ) from exc
+        builder = v1.saved_model.Builder(temp_dir)
+        builder.add_meta_graph_and_variables(
+            session,
+            [tf.saved_model.SERVING],
+            signature_def_map=signatures,
+            assets_collection=v1.get_collection(v1.GraphKeys.ASSET_FILEPATHS),
+            main_op=local_init_op,
+            clear_devices=True,
+            strip_default_attrs=True,
+            saver=saver,
+        )
+        builder.save()
+    tf.io.gfile.rename(temp_dir, export_dir)
+
+
+def describe_signatures(signatures: dict[str, Any]) -> list[str]:
+    """One line per signature: key, method, inputs and outputs with dtype and shape."""
+    return [
+        f"{key}: {sig.method_name}  inputs: {_describe_tensors(sig.inputs)}  "
+        f"outputs: {_describe_tensors(sig.outputs)}"
+        for key, sig in sorted(signatures.items())
+    ]
+
+
+def _describe_tensors(infos: Any) -> str:
+    described = []
+    for name, info in sorted(infos.items()):
+        shape = "?" if info.tensor_shape.unknown_rank else tf.TensorShape(info.tensor_shape)
+        described.append(f"{name} ({tf.dtypes.as_dtype(info.dtype).name}, {shape})")
+    return ", ".join(described)
+
+
+def export_command(
+    job: JobSpec, export_dir: str, checkpoint: str | None, default_output: str | None
+) -> int:
+    """``harness export``: exports, prints the SavedModel path and its signatures; exit code."""
+    try:
+        path, signatures = _export(job, export_dir, checkpoint, default_output)
+    except (ExportError, UserCodeError, CheckpointNotFoundError) as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"harness: exported a SavedModel to {path}")
+    print("signatures:")
+    for line in describe_signatures(signatures):
+        print(f"  {line}")
+    return 0

@@ -1,0 +1,56 @@
+"""Smoke test of bench/: its quickest mode runs and the report renders. No timing checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import main
+from bench.records import ClusterRun
+from bench.report import render
+from bench.suite import Results, Settings
+
+
+@pytest.mark.timeout(300)
+def test_quick_hook_cost_writes_a_report(tmp_path):
+    output = tmp_path / "BENCHMARKS.md"
+    argv = ["--quick", "--only", "hooks", "--output", str(output)]
+    assert main([*argv, "--work-dir", str(tmp_path / "work")]) == 0
+    text = output.read_text()
+    assert "## Machine and versions" in text
+    assert "## 5. Hook cost" in text
+    assert "ProgressHook + StopSignalHook" in text
+
+
+def _cluster_run(trainers: int = 3, actors: bool = False) -> ClusterRun:
+    rss = {"chief:0": 700.0, "worker:0": 690.0, "worker:1": 690.0, "ps:0": 650.0}
+    return ClusterRun(
+        first_step_secs=8.0,
+        all_stepping_secs=9.0,
+        join_delay_secs=0.3,
+        steps_per_sec=300.0,
+        window_secs=6.0,
+        teardown_secs=1.0,
+        trainers=trainers,
+        peak_rss_mb=rss,
+        actor_rss_mb={k: 200.0 for k in rss} if actors else None,
+        gone_secs={"chief:0": 0.2, "worker:0": 0.1, "ps:0": 0.3},
+    )
+
+
+@pytest.mark.timeout(60)
+def test_report_renders_every_figure_from_results():
+    from bench.ray_train_baseline import RayTrainRun
+
+    results = Results(Settings.quick(work_dir="unused"))
+    for size in ("small", "large"):
+        results.clusters[f"bare-{size}"] = [_cluster_run(), None]
+        results.clusters[f"local-{size}"] = [_cluster_run(), _cluster_run()]
+        results.clusters[f"ray-{size}"] = [_cluster_run(actors=True), _cluster_run(actors=True)]
+    results.ray_train = [RayTrainRun(10.0, 10.5, 14.0), None]
+    results.scaling = {n: [_cluster_run(trainers=n)] for n in (1, 2, 4)}
+    results.failures = ["2/2 bare-small: RuntimeError: example"]
+    text = render(results)
+    for heading in ("1. Step throughput", "2. Bring-up", "3. Teardown", "4. Memory", "6. Scaling"):
+        assert f"## {heading}" in text
+    assert "## Explanations" in text
+    assert "## Failed runs" in text
