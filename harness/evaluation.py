@@ -306,8 +306,6 @@ def run_evaluator(
         stopping = stop_event.is_set()
         path = tf.train.latest_checkpoint(job.model_dir)
         throttled = time.monotonic() - last_start < job.eval.throttle_secs
-        if stopping:
-            return
         if path is not None and path != last_path and (stopping or not throttled):
             last_start = time.monotonic()
             if _evaluate_and_report(job, path, config, report):

@@ -46,6 +46,7 @@ string receiver tensor.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -105,8 +106,10 @@ def export_saved_model(
     """Exports a versioned SavedModel under ``export_dir_base``; returns its directory.
 
     Raises:
-        ExportError: no checkpoint, an unknown problem type, several output alternatives and no
-            usable default key, or a signature that cannot be built or served.
+        ExportError: an unknown problem type, several output alternatives and no usable default
+            key, a feature the default serving inputs cannot parse, a signature that cannot be
+            built or served, or a checkpoint that does not fit the INFER graph.
+        CheckpointNotFoundError: no checkpoint in model_dir, or none at ``checkpoint_path``.
         UserCodeError: model_fn, input_fn or serving_input_fn fail.
     """
     return _export(job, export_dir_base, checkpoint_path, default_output)[0]
@@ -432,11 +435,16 @@ def export_command(
     job: JobSpec, export_dir: str, checkpoint: str | None, default_output: str | None
 ) -> int:
     """``harness export``: exports, prints the SavedModel path and its signatures; exit code."""
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)  # TF's v1 signature builders log deprecation notices
     try:
         path, signatures = _export(job, export_dir, checkpoint, default_output)
     except (ExportError, UserCodeError, CheckpointNotFoundError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        tf_logger.setLevel(level)
     print(f"harness: exported a SavedModel to {path}")
     print("signatures:")
     for line in describe_signatures(signatures):

@@ -245,3 +245,27 @@ def test_chief_writes_tensorboard_events_with_the_loss(tmp_path):
         >= 30
     )
     assert summary["timings"]["first_step_secs"] <= summary["timings"]["training_secs"]
+
+
+def test_an_evaluator_follows_the_checkpoints_without_blocking_training(tmp_path):
+    result = run(
+        tmp_path,
+        workers=1,
+        ps=1,
+        max_steps=60,
+        params={"slow_secs": 0.02},
+        train={"save_checkpoints_steps": 15},
+        cluster={"evaluator": 1},
+        eval={"steps": 4},
+    )
+    assert result.succeeded, result.error
+    final_step = checkpoint_step(result.model_dir)
+    assert result.summary["eval"]["global_step"] == final_step, "the final checkpoint is evaluated"
+    assert "loss" in result.summary["eval"]["metrics"]
+    steps_with_loss = set()
+    for events in (result.model_dir / "eval").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            if any(value.tag == "loss" for value in event.summary.value):
+                steps_with_loss.add(event.step)
+    assert final_step in steps_with_loss and len(steps_with_loss) >= 2
+    assert result.summary["tasks"]["evaluator:0"]["exit_code"] == 0
