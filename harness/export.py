@@ -117,7 +117,11 @@ def export_saved_model(
 
 def export_on_finish(job: JobSpec) -> str:
     """Exports the latest checkpoint to ``<model_dir>/export/<timestamp>`` (``export_on_finish``)."""
-    return export_saved_model(job, os.path.join(job.model_dir, EXPORT_DIR_NAME))
+    return export_saved_model(
+        job,
+        os.path.join(job.model_dir, EXPORT_DIR_NAME),
+        default_output=job.train.export_default_output,
+    )
 
 
 def _export(

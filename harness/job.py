@@ -104,6 +104,9 @@ class TrainConfig(_Strict):
     tf_random_seed: int | None = None
     # The chief exports a SavedModel to <model_dir>/export/<timestamp> after training.
     export_on_finish: bool = False
+    # The output alternative served as 'serving_default' when there are several
+    # (what `harness export --default-output` sets).
+    export_default_output: str | None = None
 
     @model_validator(mode="after")
     def _one_checkpoint_trigger(self) -> TrainConfig:

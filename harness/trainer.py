@@ -81,9 +81,12 @@ def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | Non
                 raise
             log.warning("ignored an error raised while closing the session after the stop signal")
     if config.is_chief and job.train.export_on_finish:
-        from harness.export import export_on_finish
+        from harness.export import ExportError, export_on_finish
 
-        path = export_on_finish(job)
+        try:
+            path = export_on_finish(job)
+        except ExportError as exc:  # a configuration problem: retrying cannot help
+            raise UserCodeError(f"train.export_on_finish: {exc}") from exc
         print(f"exported a SavedModel to {path}", flush=True)
     report(
         "done",

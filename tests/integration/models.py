@@ -63,6 +63,8 @@ def model_fn(features, labels, mode, params, config):
     b = v1.get_variable("b", [1], initializer=v1.zeros_initializer())
     marker = v1.get_variable("marker", [], initializer=v1.zeros_initializer())
     predictions = tf.matmul(features["x"], w) + b
+    if mode == "infer":
+        return ModelFnOps(mode, predictions={"y": predictions})
     loss = tf.reduce_mean(tf.square(predictions - labels))
     optimizer = v1.train.GradientDescentOptimizer(0.05)
     training_hooks, chief_hooks = [], []

@@ -269,3 +269,12 @@ def test_an_evaluator_follows_the_checkpoints_without_blocking_training(tmp_path
                 steps_with_loss.add(event.step)
     assert final_step in steps_with_loss and len(steps_with_loss) >= 2
     assert result.summary["tasks"]["evaluator:0"]["exit_code"] == 0
+
+
+def test_the_chief_exports_a_saved_model_after_training(tmp_path):
+    result = run(tmp_path, workers=1, ps=1, max_steps=20, train={"export_on_finish": True})
+    assert result.succeeded, result.error
+    exports = list((result.model_dir / "export").iterdir())
+    assert len(exports) == 1 and (exports[0] / "saved_model.pb").exists()
+    chief_log = (result.model_dir / "logs" / "chief-0.log").read_text()
+    assert f"exported a SavedModel to {exports[0]}" in chief_log
