@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -219,7 +220,11 @@ def test_a_stalled_global_step_fails_with_every_tasks_stack(tmp_path):
 def test_tasks_missing_at_the_startup_deadline_are_named(tmp_path):
     result = run(tmp_path, None, workers=1, ps=1, max_steps=10, timeouts={"startup_secs": 0.5})
     assert not result.succeeded
-    assert "chief:0, worker:0, ps:0 did not start its TF server within 0.5 s" in result.error
+    # how far they got in 0.5 s depends on the machine's load: either step is named
+    assert re.search(
+        r"chief:0, worker:0, ps:0 did not (report its address|start its TF server) within 0.5 s",
+        result.error,
+    )
     assert "timeouts.startup_secs" in result.error
 
 

@@ -185,9 +185,17 @@ def task_processes(model_dir: str) -> list[psutil.Process]:
     return found
 
 
+def state_api_address() -> str:
+    """The dashboard of the Ray this process is connected to.
+
+    Without it the state API looks for a Ray on the machine and fails when it finds several.
+    """
+    return "http://" + ray._private.worker._global_node.webui_url
+
+
 def job_actors(job: JobSpec, state: str | None = None) -> list[Any]:
     filters = [("state", "=", state)] if state else None
-    actors = list_actors(filters=filters, limit=10000)
+    actors = list_actors(address=state_api_address(), filters=filters, limit=10000)
     return [a for a in actors if (a.name or "").startswith(f"{job.name}-")]
 
 
@@ -197,7 +205,7 @@ def assert_nothing_left(job: JobSpec) -> None:
     assert not alive, f"actors left alive: {[(a.name, a.state) for a in alive]}"
     groups = [
         g
-        for g in list_placement_groups(limit=10000)
+        for g in list_placement_groups(address=state_api_address(), limit=10000)
         if g.name.startswith(f"harness-{job.name}-") and g.state != "REMOVED"
     ]
     assert not groups, f"placement groups left: {[(g.name, g.state) for g in groups]}"
@@ -301,7 +309,8 @@ class TestOnALocalRay:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and latest_checkpoint_step(job.model_dir) < 20:
                 time.sleep(0.1)
-            for actor in list_actors(filters=[("name", "=", name), ("state", "=", "ALIVE")]):
+            alive = [("name", "=", name), ("state", "=", "ALIVE")]
+            for actor in list_actors(address=state_api_address(), filters=alive):
                 ray.kill(ray.get_actor(name, namespace=actor.ray_namespace), no_restart=True)
                 killed.append(actor.actor_id)
 
