@@ -1,6 +1,6 @@
 """Benchmarks of tf-harness against plain baselines, measured side by side.
 
-Regenerate BENCHMARKS.md (about 20 minutes on 2 cores)::
+Regenerate BENCHMARKS.md (20-25 minutes on 2 cores)::
 
     .venv/bin/python -m bench                 # --runs 5 --output BENCHMARKS.md
     .venv/bin/python -m bench --quick         # fewer repetitions and shorter windows

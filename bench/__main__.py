@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 
@@ -44,6 +45,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.quick(**common) if args.quick else Settings(**common)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from(args)
@@ -52,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report import render
 
     log(f"figures {', '.join(settings.figures)}; {settings.runs} runs; scratch {settings.work_dir}")
-    results = Suite(settings).run()
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up (Ray, task processes) as on Ctrl-C
+    try:
+        results = Suite(settings).run()
+    except KeyboardInterrupt:
+        log("interrupted; everything the benchmark started has been stopped")
+        return 130
     with open(args.output, "w") as f:
         f.write(render(results))
     log(

@@ -68,8 +68,14 @@ def start_cluster(
     workers: int,
     ps: int = 1,
     env: dict[str, str] | None = None,
+    chief_last: bool = False,
 ) -> tuple[Launch, dict[str, subprocess.Popen[bytes]]]:
-    """Start every task process; returns the launch record and the processes by task."""
+    """Start every task process; returns the launch record and the processes by task.
+
+    With ``chief_last`` the chief starts only once every worker has begun creating its
+    session (they record ``begin`` in ``params["record_dir"]``): workers that come up before
+    the chief, which stock MonitoredTrainingSession makes wait for its 30 s re-check.
+    """
     tasks = (
         [("chief", 0)] + [("worker", i) for i in range(workers)] + [("ps", i) for i in range(ps)]
     )
@@ -81,22 +87,62 @@ def start_cluster(
     os.makedirs(model_dir, exist_ok=True)
     launch = Launch(t_launch=time.monotonic())
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    for role, index in tasks:
-        key = f"{role}:{index}"
-        task_env = {
-            **os.environ,
-            **(env or {}),
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": role, "index": index}}),
-            "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p),
-        }
-        task_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        command = [sys.executable, "-m", "bench.bare_tf", "--task", key]
-        command += ["--params", json.dumps(params), "--model-dir", model_dir]
-        log = open(os.path.join(model_dir, f"{role}-{index}.log"), "wb")  # noqa: SIM115
-        procs[key] = subprocess.Popen(command, env=task_env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        launch.pids[key] = procs[key].pid
+    first = [t for t in tasks if t[0] != "chief"] if chief_last else tasks
+    for role, index in first:
+        procs[f"{role}:{index}"] = _start_task(role, index, cluster, params, model_dir, env)
+    if chief_last:
+        try:
+            _wait_for_records(params["record_dir"], "begin", workers, procs)
+        except BaseException:
+            for proc in procs.values():
+                proc.kill()
+                proc.wait()
+            raise
+        procs["chief:0"] = _start_task("chief", 0, cluster, params, model_dir, env)
+    launch.pids = {key: proc.pid for key, proc in procs.items()}
     return launch, procs
+
+
+def _start_task(
+    role: str,
+    index: int,
+    cluster: dict[str, list[str]],
+    params: dict[str, Any],
+    model_dir: str,
+    env: dict[str, str] | None,
+) -> subprocess.Popen[bytes]:
+    """Start one task: ``python -m bench.bare_tf --task ROLE:INDEX`` with its TF_CONFIG."""
+    task_env = {
+        **os.environ,
+        **(env or {}),
+        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": role, "index": index}}),
+        "PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p),
+    }
+    task_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = [sys.executable, "-m", "bench.bare_tf", "--task", f"{role}:{index}"]
+    command += ["--params", json.dumps(params), "--model-dir", model_dir]
+    with open(os.path.join(model_dir, f"{role}-{index}.log"), "wb") as log:
+        return subprocess.Popen(command, env=task_env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for_records(
+    record_dir: str,
+    event: str,
+    workers: int,
+    procs: dict[str, subprocess.Popen[bytes]],
+    timeout: float = 300,
+) -> None:
+    """Wait until every worker has recorded ``event`` (and fail if a task exits first)."""
+    paths = [os.path.join(record_dir, f"worker-{i}.jsonl") for i in range(workers)]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(os.path.exists(p) and f'"{event}"' in Path(p).read_text() for p in paths):
+            return
+        exited = {k: p.poll() for k, p in procs.items() if p.poll() is not None}
+        if exited:
+            raise RuntimeError(f"tasks exited before every worker recorded {event!r}: {exited}")
+        time.sleep(0.05)
+    raise RuntimeError(f"the workers did not record {event!r} within {timeout:g} s")
 
 
 def wait_cluster(
@@ -119,14 +165,6 @@ def wait_cluster(
                 launch.exit_times[key] = time.monotonic()
     launch.t_gone = max(launch.exit_times.values())
     return launch
-
-
-def run_cluster(
-    params: dict[str, Any], model_dir: str, workers: int, timeout: float = 300.0
-) -> Launch:
-    """Launch the cluster and wait for it to finish."""
-    launch, procs = start_cluster(params, model_dir, workers)
-    return wait_cluster(launch, procs, timeout)
 
 
 # ---- one task ----------------------------------------------------------------------------
@@ -223,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--window-secs", type=float, default=10.0)
     parser.add_argument("--dir", default="/tmp/bench-bare-tf")
+    parser.add_argument(
+        "--chief-last", action="store_true", help="start the chief once the workers are up"
+    )
     args = parser.parse_args(argv)
     if args.task:
         role, index = args.task.split(":")
@@ -231,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     record_dir = os.path.join(args.dir, "records")
     os.makedirs(record_dir, exist_ok=True)
     params = {"size": args.size, "record_dir": record_dir, "window_secs": args.window_secs}
-    launch = run_cluster(params, os.path.join(args.dir, "model"), args.workers)
+    model_dir = os.path.join(args.dir, "model")
+    launch, procs = start_cluster(params, model_dir, args.workers, chief_last=args.chief_last)
+    launch = wait_cluster(launch, procs)
     print(json.dumps({**launch.__dict__, "record_dir": record_dir}, indent=2))
 
 

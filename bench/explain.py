@@ -28,8 +28,13 @@ THROUGHPUT_SETUP = (
     "progress and stop-signal hooks. Global steps/s is read from the chief's "
     "(time, global step) samples over a fixed window that starts once every trainer has "
     "made its first step (plus a warm-up); the chief then sets a shared `stop_at` variable "
-    "and every trainer stops, so a late-joining worker does not shorten the window."
+    "and every trainer stops, so a late-joining worker does not shorten the window. The "
+    "small-model bare-TF runs start all tasks at once, as the harness does; the large-model "
+    "ones start the chief last (they give the join-delay baseline of figure 2), so their chief "
+    "has trained alone for about 20 s before the window: a head start that can only favour "
+    "the baseline."
 )
+
 
 TEARDOWN_SETUP = (
     "From the chief's last training step (the moment it asks its loop to stop) to the moment "
@@ -73,10 +78,17 @@ def bringup_setup(driver_import_secs: float | None) -> str:
         "launcher starting its processes) with the driver's Python, TensorFlow and Ray "
         "already loaded and Ray already up; the first step is when a trainer's first "
         "`session.run` returned (recorded inside the trainers on the system-wide monotonic "
-        "clock). The join delay is from the chief's `Scaffold.init_fn` (right after it "
-        "initialized the variables) to the last worker's session being ready. Stock "
-        "MonitoredTrainingSession re-checks a worker's readiness only every 30 s "
-        "(`recovery_wait_secs`); the harness's workers poll every 0.2 s."
+        "clock). The join delay is how long a worker's session came after it could have: "
+        "from the later of the chief's `Scaffold.init_fn` (right after it initialized the "
+        "variables) and the worker starting to create its session, to that session being "
+        "ready; the longest of the workers per run. Stock MonitoredTrainingSession re-checks "
+        "a worker's readiness only every 30 s (`recovery_wait_secs`), so a worker that asks "
+        "before the chief's init waits up to 30 s; one that comes up after it does not wait. "
+        "The harness's workers poll every 0.2 s. Launch times are from the small-model "
+        "runs, where every variant starts all its tasks at once; the join-delay baseline is "
+        "from the large-model bare-TF runs, which start the chief once both workers are "
+        "creating their sessions (workers that come up first, the case the 30 s hits), "
+        "against the harness's large-model runs."
     )
     if driver_import_secs is not None:
         text += (
@@ -86,6 +98,19 @@ def bringup_setup(driver_import_secs: float | None) -> str:
             "during this run."
         )
     return text
+
+
+def stock_waits(clusters: dict[str, list[ClusterRun | None]]) -> list[str]:
+    """How many stock bare-TF runs had a worker wait for TF's 30 s re-check."""
+    delays = [r.join_delay_secs for r in clusters.get("bare-small") or [] if r is not None]
+    waited = sum(1 for d in delays if d is not None and d > 20)
+    return [
+        f"When bare TF starts all its tasks at once (small-model runs), a worker still asked "
+        f"before the chief's init and waited for the 30 s re-check in {waited} of "
+        f"{len(delays)} runs; in the others both workers happened to come up after the "
+        "chief's init.",
+        "",
+    ]
 
 
 def gone_breakdown(clusters: dict[str, list[ClusterRun | None]]) -> list[str]:
@@ -121,23 +146,64 @@ def gone_breakdown(clusters: dict[str, list[ClusterRun | None]]) -> list[str]:
 # ---- explanations of missed targets ------------------------------------------------------------
 
 CAUSES = {
+    "throughput": (
+        "**Throughput.** A per-step cost of the harness is ruled out: its hooks cost a few "
+        "microseconds per step (figure 5) against 2-10 ms per trainer step, and adding the "
+        "harness's four extra hooks (`NanTensorHook`, `LoggingTensorHook`, `ProgressHook`, "
+        "`StopSignalHook`) to the bare-TF tasks did not lower their rate (423 and 474 steps/s "
+        "without, 461 and 441 with, on the small model). Also ruled out: the driver (the "
+        "supervisor process used under 1 % of a core, measured with psutil), the RPCs per "
+        "step (TF's `grpc_remote_worker` log shows the same 9.0-9.3 RecvTensor calls issued "
+        "per trainer step in both variants) and the environment the harness gives its tasks "
+        '(`CUDA_VISIBLE_DEVICES=""` made no difference to bare TF). In both variants the 4 '
+        "task processes use the same CPU, about 1.9 of the 2 cores (0.43 per trainer, 0.65 for "
+        "the ps), so on the small model the difference is in how many global steps that CPU "
+        "yields. What the runs do show is a large spread: bare TF alone ranged from 420 to "
+        "590 steps/s between runs of the same configuration, on a machine whose load average "
+        "stayed between 2 and 9 from other work. The windows are also not placed alike: the "
+        "harness's starts about 10 s after launch, stock bare TF's about 35 s after, once its "
+        "chief has trained alone through its workers' 30 s wait (in the runs where that "
+        "happened); the bare runs without that wait measured 420-540 steps/s. The cause of "
+        "the small-model difference is therefore not established; the next step is a longer "
+        "run (windows of a minute or more) on an otherwise idle machine, with `perf` on the "
+        "ps and a trainer of each variant."
+    ),
+    "bringup": (
+        "**Bring-up.** The harness's workers re-check the chief's initialization every "
+        "0.2 s; what remains of the join delay is TensorFlow's session creation on the "
+        "worker (connecting to the ps, running the readiness ops), which on 2 cores shared "
+        "by four TF processes and the driver takes from 0.2 s to about 2 s."
+    ),
     "teardown": (
         "**Teardown.** The harness's own part is small: `run.json`'s `teardown_secs` (the "
-        "supervisor killing what is left) is about 0.01 s, and workers and the ps exit within "
-        "0.1-0.3 s of the chief's `done` event. What bounds the figure is TensorFlow's session "
-        "close in the chief: in the slow runs `py-spy dump --native` shows the chief's main "
-        "thread for 4-5 s in `MonitoredSession.__exit__` → `BaseSession.close` → "
-        "`TF_CloseSession` → `GrpcSession::Close` → `LocalMaster::CloseSession` "
-        "(waiting on the master session's `Close`, after `Discarding all reffed graphs` in "
-        "TF's `master_session` log). The same stall shows up in the bare-TF baseline, in "
-        "about a third of the runs, whether its workers exit at once (`os._exit`, as the "
-        "harness's tasks do) or linger; bare TF's tasks additionally spend 1-10 s in Python's "
-        "interpreter shutdown (`gc_collect_main`), which `os._exit` spares the harness. The "
-        "median is therefore bimodal: about 0.2-0.5 s when the close is quick, 4-5 s when it "
-        "stalls. A fix outside bench/: the chief could report `done` from a hook's `end()` "
-        "(after the final checkpoint is written, before the session closes) and the "
-        "supervisor could then stop the ps and kill a chief still closing its session after a "
-        "short grace; nothing is lost, since the final checkpoint is on disk by then."
+        "supervisor killing what is left) is about 0.01 s, and when sessions close promptly "
+        "every process is gone 0.1-0.3 s after the chief's last step. What bounds the figure "
+        "is TensorFlow's session close in a chief or a worker: in the slow runs "
+        "`py-spy dump --native` shows its main thread for 3-5 s in `MonitoredSession.__exit__` → `BaseSession.close` → "
+        "`TF_CloseSession` → `GrpcSession::Close` → `LocalMaster::CloseSession`, waiting "
+        "for the master session's `Close` (TF's `master_session` log stops at "
+        "`Discarding all reffed graphs` and the deletion of its worker sessions, which the ps "
+        "acknowledges within milliseconds). It hits the chief (the job ends only after its "
+        "`done`), or a worker (the supervisor then kills it after "
+        "`timeouts.stop_grace_secs`, 5 s here), in roughly a third to half of the runs, "
+        "with either backend; the ps is stopped only once every trainer is gone, so it is "
+        "the last process in the table above. The bare-TF baseline stalls the same way, whether its workers "
+        "exit at once or linger, and its tasks also spend 1-10 s in Python's interpreter "
+        "shutdown (`gc_collect_main`), which the harness's `os._exit` avoids. So the median "
+        "is set by how many of the runs stalled. A fix outside bench/: the chief could "
+        "report `done` from a hook's `end()` (after the final checkpoint is written, before "
+        "the session closes), and the supervisor could then stop the ps and kill trainers "
+        "still closing their sessions after a short grace (say 0.5 s) rather than "
+        "`stop_grace_secs`; nothing is lost, since the final checkpoint is on disk by then."
+    ),
+    "memory": (
+        "**Memory.** A harness task process imports the harness, pydantic, PyYAML and rich "
+        "on top of TensorFlow; TensorFlow itself (with the pandas and pyarrow it pulls in) "
+        "is the same in both variants."
+    ),
+    "hooks": (
+        "**Hook cost.** The figure is a difference of two medians of about 150-300 µs per "
+        "step on a shared 2-core machine; a miss inside the spread of repeated runs is noise."
     ),
 }
 
@@ -172,10 +238,13 @@ def scaling_explanation(scaling: dict[int, list[ClusterRun | None]]) -> str:
     return (
         f"**Scaling on 2 cores** (median global steps/s by trainers: {shown}). Every "
         "trainer, the ps and the driver share the machine's 2 cores, so the aggregate rate "
-        "cannot grow past what 2 cores compute: one trainer leaves a core to the ps and the "
-        "driver, two trainers fill both cores, and four trainers only split the same 2 cores "
-        "four ways (plus more gradient traffic through the one ps), so each trainer's own "
-        "rate drops roughly in proportion. On this machine the figure measures contention, "
-        "not the harness: asynchronous between-graph training scales with cores (or GPUs, "
-        "`--gpu`), and a trainer per core is the most that helps."
+        "cannot grow past what 2 cores compute. A single trainer already uses most of them: "
+        "TensorFlow runs each matmul on its intra-op thread pool (one thread per core), so "
+        "one trainer's step spreads over both cores and leaves them idle only while it waits "
+        "for its round trips to the ps. More trainers fill those gaps, which is all the "
+        "speed-up there is; with 4 trainers the 2 cores are split four ways (with more "
+        "gradient traffic through the one ps) and each trainer's own rate drops about in "
+        "proportion. On this machine the figure measures core contention, not the harness: "
+        "between-graph training scales with cores or GPUs per trainer (`--gpu` runs the same "
+        "figure where a GPU is visible)."
     )

@@ -14,6 +14,7 @@ instance between this baseline and the harness's Ray backend).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,12 @@ def run_ray_train(run_dir: str, cpu_per_worker: float = 0.3) -> RayTrainRun:
         ),
         run_config=RunConfig(storage_path=os.path.join(run_dir, "storage"), name="bench"),
     )
+    handler = signal.getsignal(signal.SIGINT)
     t_launch = time.monotonic()
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        signal.signal(signal.SIGINT, handler)  # fit() leaves Ctrl-C ignored otherwise
     t_done = time.monotonic()
     firsts = []
     for rank in range(NUM_WORKERS):

@@ -19,7 +19,7 @@ class ClusterRun:
 
     first_step_secs: float  # launch -> the first trainer's first step
     all_stepping_secs: float  # launch -> the last trainer's first step
-    join_delay_secs: float | None  # chief's init -> the last worker's session ready
+    join_delay_secs: float | None  # the longest a worker's session waited for the chief's init
     steps_per_sec: float  # global steps/s while every trainer was stepping
     window_secs: float  # the length of that window
     teardown_secs: float  # chief's last step -> the last process or actor gone
@@ -68,7 +68,7 @@ def analyze(
     first_steps = [_time(records, task, "first_step") for task in trainers]
     workers = [t for t in trainers if t.startswith("worker")]
     init = _time(records, "chief:0", "init")
-    join_delay = max(_time(records, w, "session") for w in workers) - init if workers else None
+    join_delay = max((join_wait(records, w, init) for w in workers), default=None)
     stop = _time(records, "chief:0", "stop")
     samples = _event(records["chief:0"], "end")
     if samples is None:
@@ -84,6 +84,13 @@ def analyze(
         trainers=len(trainers),
         gone_secs={k: round(t - stop, 3) for k, t in sorted((exit_times or {}).items())} or None,
     )
+
+
+def join_wait(records: dict[str, list[dict[str, Any]]], worker: str, init: float) -> float:
+    """How long ``worker``'s session came after it could have: its session ready, less the
+    later of the chief's init and the moment the worker started creating its session."""
+    ready_from = max(init, _time(records, worker, "begin"))
+    return _time(records, worker, "session") - ready_from
 
 
 def window_rate(samples: list[list[float]], start: float, end: float) -> tuple[float, float]:

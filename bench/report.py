@@ -83,7 +83,8 @@ def machine_section(results: Results) -> list[str]:
         f"Ray {version('ray')}, tf-harness {version('tf-harness')} (git {git_revision()})",
         f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after every "
         f"trainer stepped + {s.warmup_secs:g} s; scaling window {s.scaling_window_secs:g} s; "
-        f"hook cost {s.hook_steps} steps each way per repetition",
+        f"hook cost {s.hook_steps} steps each way per repetition; {s.pause_secs:g} s pause "
+        "between runs",
         "",
     ]
 
@@ -175,15 +176,21 @@ def throughput_rows(r: Results) -> list[Comparison]:
 
 def bringup_rows(r: Results) -> list[Comparison]:
     rows = []
-    for name, label, target in (
-        ("first_step_secs", "launch → first global step", None),
-        ("all_stepping_secs", "launch → all trainers stepping", None),
-        ("join_delay_secs", "worker join delay after the chief's init", Target("value", "<", 1.0)),
+    for name, label, size, target in (
+        ("first_step_secs", "launch → first global step", "small", None),
+        ("all_stepping_secs", "launch → all trainers stepping", "small", None),
+        (
+            "join_delay_secs",
+            "worker join delay after the chief's init",
+            "large",
+            Target("value", "<", 1.0),
+        ),
     ):
-        base = field(r.clusters.get("bare-small"), name)
+        base = field(r.clusters.get(f"bare-{size}"), name)
+        base_name = NAMES["bare"] if size == "small" else "bare TF, workers up first"
         for variant in ("local", "ray"):
-            cand = field(r.clusters.get(f"{variant}-small"), name)
-            rows.append(Comparison(label, "s", NAMES["bare"], base, NAMES[variant], cand, target))
+            cand = field(r.clusters.get(f"{variant}-{size}"), name)
+            rows.append(Comparison(label, "s", base_name, base, NAMES[variant], cand, target))
     ray_train = [None if x is None else x for x in r.ray_train]
     for name, label, target in (
         ("first_step_secs", "launch → first step", Target("ratio", "<=", 1.0)),
@@ -308,7 +315,7 @@ def render(results: Results) -> str:
     out = [
         "# Benchmarks",
         "",
-        f"Regenerate with `{COMMAND}` (about 20 minutes on 2 cores; `--quick` for a short "
+        f"Regenerate with `{COMMAND}` (20-25 minutes on 2 cores; `--quick` for a short "
         "check, `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
         "tf-harness with a baseline measured in the same run, interleaved run by run; "
         "values are `median [min–max] (number of runs)`. The baselines are written plainly "
@@ -329,6 +336,7 @@ def render(results: Results) -> str:
         all_rows["bringup"] = bringup_rows(r)
         out += ["## 2. Bring-up", "", explain.bringup_setup(r.driver_tf_import_secs), ""]
         out += table(all_rows["bringup"])
+        out += explain.stock_waits(r.clusters)
     if "teardown" in figures:
         all_rows["teardown"] = teardown_rows(r)
         out += ["## 3. Teardown", "", explain.TEARDOWN_SETUP, ""]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,8 +37,9 @@ class Settings:
 
     runs: int = 5
     window_secs: float = 6.0
-    warmup_secs: float = 1.0
-    scaling_window_secs: float = 5.0
+    warmup_secs: float = 4.0
+    scaling_window_secs: float = 3.0
+    pause_secs: float = 1.0  # between runs, so one run's exit does not load the next
     hook_steps: int = 10_000
     figures: tuple[str, ...] = FIGURES
     gpu: bool = False
@@ -51,6 +53,7 @@ class Settings:
             "window_secs": 2.0,
             "warmup_secs": 0.5,
             "scaling_window_secs": 2.0,
+            "pause_secs": 0.0,
             "hook_steps": 500,
         }
         return cls(**{**values, **overrides})
@@ -82,14 +85,22 @@ def log(message: str) -> None:
 # ---- one cluster run of each kind -----------------------------------------------------------
 
 
-def run_bare(run_dir: str, params: dict[str, Any], workers: int, warmup_secs: float) -> ClusterRun:
+def run_bare(
+    run_dir: str,
+    params: dict[str, Any],
+    workers: int,
+    warmup_secs: float,
+    chief_last: bool = False,
+) -> ClusterRun:
     """The bare-TF baseline, with its task processes' peak RSS."""
     record_dir = os.path.join(run_dir, "records")
     os.makedirs(record_dir, exist_ok=True)
     params = {**params, "record_dir": record_dir}
     finder = procwatch.children_matching("bench.bare_tf", "--task")
     with procwatch.PeakRss(finder, expected=workers + 2) as rss:
-        launch, procs = bare_tf.start_cluster(params, os.path.join(run_dir, "model"), workers)
+        launch, procs = bare_tf.start_cluster(
+            params, os.path.join(run_dir, "model"), workers, chief_last=chief_last
+        )
         bare_tf.wait_cluster(launch, procs)
     failed = {k: c for k, c in launch.exit_codes.items() if c != 0}
     if failed:
@@ -157,7 +168,8 @@ class Suite:
         return bool({"throughput", "bringup", "teardown", "memory"} & set(self.s.figures))
 
     def _cluster_jobs(self) -> list[tuple[str, Callable[[str], Any]]]:
-        sizes = ["small", "large"] if "throughput" in self.s.figures else ["small"]
+        both = {"throughput", "bringup"} & set(self.s.figures)  # bringup: the join baseline
+        sizes = ["small", "large"] if both else ["small"]
         jobs: list[tuple[str, Callable[[str], Any]]] = []
         for size in sizes:
             for variant in ("bare", "local", "ray"):
@@ -171,7 +183,9 @@ class Suite:
             params = {"size": size, "window_secs": self.s.window_secs}
             params["warmup_secs"] = self.s.warmup_secs
             if variant == "bare":
-                return run_bare(run_dir, params, workers=2, warmup_secs=self.s.warmup_secs)
+                # Large-model runs also give the join-delay baseline: workers up before the chief.
+                late = size == "large"
+                return run_bare(run_dir, params, 2, self.s.warmup_secs, chief_last=late)
             self._ensure_ray(variant)
             return run_harness(variant, run_dir, params, workers=2, warmup_secs=self.s.warmup_secs)
 
@@ -233,6 +247,7 @@ class Suite:
 
     def _attempt(self, label: str, job: Callable[[str], Any]) -> Any:
         self._counter += 1
+        time.sleep(self.s.pause_secs)
         run_dir = os.path.join(self.s.work_dir, f"run{self._counter:03d}")
         start = time.monotonic()
         try:
@@ -260,6 +275,7 @@ class Suite:
         paths = [REPO, os.environ.get("PYTHONPATH", "")]
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         log("starting an embedded local Ray for the Ray runs")
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         ray.init(
             address="local",
             num_cpus=max(4, os.cpu_count() or 1),
@@ -268,6 +284,9 @@ class Suite:
             logging_level="WARNING",
             _temp_dir=os.path.join("/tmp", f"bench-ray-{os.getpid()}"),
         )
+        for sig, handler in handlers.items():  # ray.init replaces them
+            if callable(handler):
+                signal.signal(sig, handler)
         self.ray_started = True
 
     def close(self) -> None:
