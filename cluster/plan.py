@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cluster.processes import join_paths
+from harness import legacy_keras
 from harness.job import JobSpec, JobSpecError
 
 TRAINER_ROLES = ("chief", "worker")
@@ -105,7 +107,11 @@ def make_plan(
     for role, count in job.task_counts().items():
         res = job.resources.for_role(role)
         for index in range(count):
-            env = {"HARNESS_JOB": job_json, "PYTHONPATH": ":".join(job.source_dirs)}
+            env = {
+                "HARNESS_JOB": job_json,
+                "PYTHONPATH": join_paths(*job.source_dirs),
+                legacy_keras.ENV: legacy_keras.env_value(job.keras),
+            }
             if visible_gpus is not None:
                 take = int(res.gpu) if role in TRAINER_ROLES else 0
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids[:take])

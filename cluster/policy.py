@@ -11,8 +11,9 @@ Per role, as TF's between-graph replication needs it:
 - after the chief has finished its training loop (the job has succeeded), a task ending
   badly no longer matters;
 - the evaluator never fails the training: it is restarted (up to ``max_failures`` times,
-  not counted against the trainers' budget); after that, or after a user error, the job goes
-  on without it;
+  not counted against the trainers' budget), whether it crashed or its model code failed on
+  one checkpoint (a fresh process may well evaluate the next one); after that budget, the
+  job goes on without it;
 - every other restart counts against ``failure.max_failures``; one more failure than that
   fails the job.
 """
@@ -50,7 +51,7 @@ def decide(
     if chief_done:
         return Decision.IGNORE
     if failure.role == "evaluator":
-        if failure.user_error or failures_so_far >= max_failures:
+        if failures_so_far >= max_failures:
             return Decision.IGNORE
         return Decision.RESTART_TASK
     if failure.user_error:

@@ -16,11 +16,28 @@ import psutil
 
 
 def task_process_env(base: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
-    """``base`` + ``overrides``, unbuffered output, and TF's C++ INFO/WARNING lines off."""
+    """``base`` + ``overrides``, unbuffered output, and TF's C++ INFO/WARNING lines off.
+
+    ``PYTHONPATH`` is joined, not replaced: the plan's folders (the job's source
+    directories) first, then what ``base`` had (the user's own PYTHONPATH), each once.
+    """
     env = {**base, **overrides}
+    env["PYTHONPATH"] = join_paths(overrides.get("PYTHONPATH", ""), base.get("PYTHONPATH", ""))
+    if not env["PYTHONPATH"]:
+        del env["PYTHONPATH"]
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # errors still show
     return env
+
+
+def join_paths(*paths: str) -> str:
+    """``os.pathsep``-joined search paths, in order, each entry once, empty entries dropped."""
+    entries: list[str] = []
+    for path in paths:
+        for entry in path.split(os.pathsep):
+            if entry and entry not in entries:
+                entries.append(entry)
+    return os.pathsep.join(entries)
 
 
 def spawn_task(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

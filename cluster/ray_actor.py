@@ -25,7 +25,7 @@ import threading
 from collections import deque
 from typing import Any
 
-from cluster.processes import kill_tree, spawn_task, task_process_env
+from cluster.processes import join_paths, kill_tree, spawn_task, task_process_env
 
 READ_MAX_LINES = 1000
 
@@ -132,8 +132,7 @@ def task_environment(
     """
     base = dict(os.environ if base is None else base)
     env = task_process_env(base, plan_env)
-    paths = [plan_env.get("PYTHONPATH", ""), base.get("PYTHONPATH", ""), os.getcwd()]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env["PYTHONPATH"] = join_paths(env.get("PYTHONPATH", ""), os.getcwd())
     env["HARNESS_NODE_IP"] = node_ip
     env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
     return env

@@ -300,9 +300,8 @@ class Supervisor:
         stuck = now - chief.last_advance > grace and now - self._workers_done_at > grace
         if stuck and "chief:0" not in self.stop_sent:
             self.console.info(
-                "chief:0 has made no step for "
-                f"{grace:g} s although every worker stopped at max_steps (a replica waiting for "
-                "the others, as at the end of synchronous training); telling it to stop"
+                f"chief:0 has made no step for {now - chief.last_advance:.0f} s, and every "
+                f"worker finished {now - self._workers_done_at:.0f} s ago; telling it to stop"
             )
             self._send_stop("chief:0")
 

@@ -3,7 +3,11 @@
 Public names (imported lazily, so that ``harness --help`` does not load TensorFlow)::
 
     from harness import (ModelFnOps, EstimatorSpec, ModeKeys, ProblemType, PredictionKey,
-                         MetricKey, RunConfig, JobSpec)
+                         MetricKey, RunConfig, JobSpec, PredictOutput, ClassificationOutput,
+                         RegressionOutput)
+
+Importing harness sets ``TF_USE_LEGACY_KERAS=1`` unless it is already set (see
+``harness.legacy_keras``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from harness import legacy_keras
+
+# TF 1.x-era layers (tf.compat.v1.layers) need legacy Keras; see harness/legacy_keras.py.
+legacy_keras.set_default()
+
 _EXPORTS = {
+    "PredictOutput": "harness.export_output",
+    "ClassificationOutput": "harness.export_output",
+    "RegressionOutput": "harness.export_output",
+    "ExportOutput": "harness.export_output",
     "ModelFnOps": "harness.model_fn",
     "ModeKeys": "harness.model_fn",
     "ProblemType": "harness.model_fn",

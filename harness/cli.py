@@ -144,51 +144,50 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _validate(args: Any) -> int:
-    from harness.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+def _load_job(path: str, import_tensorflow: bool = True) -> Any:
+    """The job file, validated; its Keras choice applied before TensorFlow loads Keras."""
+    from harness import legacy_keras
     from harness.job import JobSpec
+
+    job = JobSpec.from_yaml(path)
+    legacy_keras.apply(job.keras)
+    if import_tensorflow:
+        from harness.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+    return job
+
+
+def _validate(args: Any) -> int:
+    job = _load_job(args.job)
     from harness.validate import validate_job
 
-    job = JobSpec.from_yaml(args.job)
     return validate_job(job, args.job)
 
 
 def _evaluate(args: Any) -> int:
-    from harness.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    job = _load_job(args.job)
     from harness.evaluation import evaluate_command
-    from harness.job import JobSpec
 
-    return evaluate_command(JobSpec.from_yaml(args.job), args.checkpoint)
+    return evaluate_command(job, args.checkpoint)
 
 
 def _export(args: Any) -> int:
-    from harness.quiet import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    job = _load_job(args.job)
     from harness.export import export_command
-    from harness.job import JobSpec
 
-    job = JobSpec.from_yaml(args.job)
     return export_command(job, args.export_dir, args.checkpoint, args.default_output)
 
 
 def _run(args: Any) -> int:
-    from harness.job import JobSpec
-    from harness.run import run_job
-
-    job = JobSpec.from_yaml(args.job)
+    job = _load_job(args.job, import_tensorflow=not args.dry_run)
     if args.dry_run:
         from harness.run import dry_run
 
         print(dry_run(job, args))
         return EXIT_OK
-    from harness.quiet import import_tensorflow_quietly
+    from harness.run import run_job
 
-    import_tensorflow_quietly()
     job.resolve_functions()
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)

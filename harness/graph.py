@@ -17,7 +17,8 @@ up to the MonitoredTrainingSession call:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,9 @@ import tensorflow as tf
 
 from harness.calling import call_input_fn, call_model_fn
 from harness.config import RunConfig
+from harness.errors import user_location
 from harness.job import JobSpec
+from harness.legacy_keras import reset_keras_state
 from harness.model_fn import ModeKeys
 from hooks import roles
 
@@ -74,6 +77,45 @@ def default_trainer_hooks(loss: tf.Tensor, global_step: tf.Variable, job: JobSpe
     ]
 
 
+@contextlib.contextmanager
+def user_code(name: str, mode: str | None = None) -> Iterator[None]:
+    """Re-raise any error of the user's ``name`` (input_fn, model_fn) as UserCodeError.
+
+    The message names the mode it was called in and the user's innermost frame, e.g.
+    ``model_fn failed in mode 'eval' at model.py:42 in model_fn: ValueError: ...``.
+    """
+    try:
+        yield
+    except UserCodeError:
+        raise
+    except Exception as exc:
+        where = user_location(exc)
+        context = (f" in mode {mode!r}" if mode else "") + (f" at {where}" if where else "")
+        raise UserCodeError(f"{name} failed{context}: {type(exc).__name__}: {exc}") from exc
+
+
+def call_user_fns(
+    job: JobSpec,
+    config: RunConfig,
+    model_fn: Callable[..., Any],
+    input_fn: Callable[..., Any],
+    mode: str,
+) -> tuple[tf.Variable, Any]:
+    """In the default graph: the seed, the global step, input_fn, then model_fn in ``mode``.
+
+    Returns ``(global_step, model_fn's result)``; user errors raise UserCodeError.
+    """
+    reset_keras_state()
+    if job.train.tf_random_seed is not None:
+        v1.set_random_seed(job.train.tf_random_seed)
+    global_step = v1.train.get_or_create_global_step()
+    with user_code("input_fn", mode):
+        features, labels = call_input_fn(input_fn, mode, job.params, config)
+    with user_code("model_fn", mode):
+        ops = call_model_fn(model_fn, features, labels, mode, job.params, config)
+    return global_step, ops
+
+
 def build_train_graph(
     job: JobSpec,
     config: RunConfig,
@@ -84,17 +126,7 @@ def build_train_graph(
     """Build the TRAIN graph of ``config``'s task. Raises UserCodeError for user mistakes."""
     graph = tf.Graph()
     with graph.as_default(), graph.device(device_function(config)):
-        if job.train.tf_random_seed is not None:
-            v1.set_random_seed(job.train.tf_random_seed)
-        global_step = v1.train.get_or_create_global_step()
-        try:
-            features, labels = call_input_fn(input_fn, ModeKeys.TRAIN, job.params, config)
-        except Exception as exc:
-            raise UserCodeError(f"input_fn failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            ops = call_model_fn(model_fn, features, labels, ModeKeys.TRAIN, job.params, config)
-        except Exception as exc:
-            raise UserCodeError(f"model_fn failed: {type(exc).__name__}: {exc}") from exc
+        global_step, ops = call_user_fns(job, config, model_fn, input_fn, ModeKeys.TRAIN)
         loss, train_op = _check_train_ops(ops)
         if not any(op.name == "loss" for op in graph.get_collection(v1.GraphKeys.SUMMARIES)):
             v1.summary.scalar("loss", loss)

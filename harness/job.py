@@ -189,6 +189,13 @@ class JobSpec(_Strict):
     # serving_input_fn for `harness export`: "module:function" returning a
     # tf.estimator-style ServingInputReceiver-like (features, receiver_tensors) pair.
     serving_input_fn: str | None = None
+    # With the default serving inputs: the input_fn features a client sends. None: the
+    # features the export outputs depend on (labels carried as features are left out).
+    serving_features: list[str] | None = None
+    # Which Keras the model code gets: "legacy" (tf_keras, TF_USE_LEGACY_KERAS=1: what
+    # tf.compat.v1.layers and TF 1.x-era code need) or "keras3" (code written for Keras 3).
+    # See harness/legacy_keras.py.
+    keras: Literal["legacy", "keras3"] = "legacy"
     # Directories put on sys.path before importing model_fn/input_fn: the YAML's folder and
     # the directory `harness` was started from. Filled in by from_yaml; users rarely set it.
     source_dirs: tuple[str, ...] = ()
@@ -280,7 +287,12 @@ class JobSpec(_Strict):
 def import_function(
     fn_path: str, field: str, source_dirs: tuple[str, ...] = ()
 ) -> Callable[..., Any]:
-    """Import ``module:function``; raise JobSpecError naming ``field`` and the cause."""
+    """Import ``module:function``; raise JobSpecError naming ``field`` and the cause.
+
+    ``harness.compat`` is installed first, so the module may use ``tf.estimator`` and
+    ``tf.contrib`` as TF 1.x / tf.estimator-era code does.
+    """
+    _install_compat()
     for directory in reversed(source_dirs):
         if directory not in sys.path:
             sys.path.insert(0, directory)
@@ -294,8 +306,12 @@ def import_function(
             f"from the directory that contains it (searched {where})."
         ) from None
     except Exception as exc:
+        from harness.errors import user_location
+
+        where = user_location(exc)
         raise JobSpecError(
             f"{field}: importing module '{module_name}' raised {type(exc).__name__}: {exc}"
+            + (f" (at {where})" if where else "")
         ) from exc
     fn = getattr(module, attr, None)
     if fn is None:
@@ -308,6 +324,15 @@ def import_function(
     if not callable(fn):
         raise JobSpecError(f"{field}: '{fn_path}' is a {type(fn).__name__}, not a function")
     return fn
+
+
+def _install_compat() -> None:
+    try:  # TEMP until harness.compat lands
+        import harness.compat
+    except ModuleNotFoundError:
+        return
+    if hasattr(harness.compat, "install"):
+        harness.compat.install()
 
 
 def _format_errors(exc: ValidationError, origin: str) -> str:

@@ -1,9 +1,20 @@
-"""``harness validate``: build each trainer role's TRAIN graph and show its hooks.
+"""``harness validate``: build every graph a job will build, and show each role's hooks.
 
-No server is started: the chief's and a worker's graphs are built in throwaway
-``tf.Graph``s with a placeholder cluster, input_fn and model_fn are called in TRAIN mode,
-their result is checked, and a table lists every hook each role will run, by class, with
-its origin (training_hooks, training_chief_hooks or a harness default).
+No server is started and no checkpoint is needed. In throwaway ``tf.Graph``s, with a
+placeholder cluster:
+
+1. the TRAIN graph of the chief and of a worker (input_fn and model_fn in TRAIN mode, the
+   result checked, the role's hooks selected); a table lists every hook each role will run,
+   by class, with its origin (training_hooks, training_chief_hooks or a harness default);
+2. the EVAL graph (the evaluator task and ``harness evaluate``), with the eval input_fn;
+3. the export graph (``harness export``, ``train.export_on_finish``): the INFER graph and its
+   serving signatures.
+
+A failure names the role or mode, the user's file and line, and the error. A TRAIN failure is
+always an error. An EVAL or export failure is an error when the job uses that graph (an
+evaluator task or ``eval.input_fn``; ``export_on_finish`` or ``serving_input_fn``), and a
+warning otherwise, since ``harness run`` would not build it. Exit status 0 when valid, 2 when
+not.
 """
 
 from __future__ import annotations
@@ -19,7 +30,8 @@ from rich.table import Table
 
 from cluster.plan import placeholder_cluster
 from harness.graph import UserCodeError
-from harness.job import JobSpec
+from harness.job import JobSpec, JobSpecError
+from harness.legacy_keras import describe as describe_keras
 
 
 def _placeholder_addresses(job: JobSpec) -> dict[str, list[str]]:
@@ -30,10 +42,47 @@ def _placeholder_addresses(job: JobSpec) -> dict[str, list[str]]:
 
 
 def validate_job(job: JobSpec, origin: str) -> int:
-    """Print the hook table; returns 0 when valid, 2 (with a message) otherwise."""
+    """Print the hook table and what else was built; returns 0 when valid, 2 otherwise."""
+    console = Console()
+    console.print(describe_keras(job.keras), highlight=False)
+    table = _hook_table(job, origin)
+    if table is None:
+        return 2
+    console.print(table)
+    console.print(
+        "Also on the chief, from MonitoredTrainingSession: StepCounterHook and SummarySaverHook "
+        f"(summaries every {job.train.save_summary_steps} steps).",
+        highlight=False,
+    )
+    checks = [
+        ("EVAL graph", _build_eval, bool(job.cluster.evaluator or job.eval.input_fn)),
+        ("export graph", _build_export, bool(job.train.export_on_finish or job.serving_input_fn)),
+    ]
+    failed = False
+    for what, build, used in checks:
+        try:
+            console.print(f"{what}: {build(job)}", highlight=False)
+        except (UserCodeError, JobSpecError, ValueError) as exc:
+            if used:
+                print(f"harness: error: {origin}: {what}: {exc}", file=sys.stderr)
+                failed = True
+            else:
+                console.print(
+                    f"[yellow]warning: {what}: {exc}[/yellow] (this job's run does not build it, "
+                    f"but `harness {'evaluate' if what.startswith('EVAL') else 'export'}` "
+                    "would fail)",
+                    highlight=False,
+                )
+    if failed:
+        return 2
+    console.print(f"[green]{origin}: valid[/green] ({job.num_tasks} tasks: {job.task_counts()})")
+    return 0
+
+
+def _hook_table(job: JobSpec, origin: str) -> Table | None:
+    """The TRAIN graph of each trainer role, as a hook table; None (message printed) on error."""
     from harness.trainer import build_task_graph, run_config
 
-    console = Console()
     cluster = _placeholder_addresses(job)
     roles = ["chief"] + (["worker"] if job.cluster.workers else [])
     table = Table(title=f"{job.name}: hooks per role (MonitoredSession call order)")
@@ -48,16 +97,27 @@ def validate_job(job: JobSpec, origin: str) -> int:
                 )
             except UserCodeError as exc:
                 print(f"harness: error: {origin}: {role}:0: {exc}", file=sys.stderr)
-                return 2
+                return None
         for n, entry in enumerate(graph.role_hooks.entries_in_call_order(), 1):
             table.add_row(f"{role}:0", str(n), type(entry.hook).__name__, entry.origin)
     if job.cluster.ps:
         table.add_row("ps:*", "-", "(no hooks: hosts variables)", "-")
-    console.print(table)
-    console.print(
-        "Also on the chief, from MonitoredTrainingSession: StepCounterHook and SummarySaverHook "
-        f"(summaries every {job.train.save_summary_steps} steps).",
-        highlight=False,
+    return table
+
+
+def _build_eval(job: JobSpec) -> str:
+    from harness.evaluation import build_eval_graph, local_run_config, resolve_eval_functions
+
+    model_fn, input_fn = resolve_eval_functions(job)
+    graph = build_eval_graph(job, local_run_config(job), model_fn, input_fn)
+    return "builds; metrics " + ", ".join(sorted(graph.value_ops))
+
+
+def _build_export(job: JobSpec) -> str:
+    from harness.export import build_export_graph
+
+    graph = build_export_graph(job, job.train.export_default_output)
+    return "builds; signatures " + "; ".join(
+        f"{key} (inputs {', '.join(sorted(sig.inputs))})"
+        for key, sig in sorted(graph.signatures.items())
     )
-    console.print(f"[green]{origin}: valid[/green] ({job.num_tasks} tasks: {job.task_counts()})")
-    return 0

@@ -63,6 +63,10 @@ def model_fn(features, labels, mode, params, config):
     b = v1.get_variable("b", [1], initializer=v1.zeros_initializer())
     marker = v1.get_variable("marker", [], initializer=v1.zeros_initializer())
     predictions = tf.matmul(features["x"], w) + b
+    fail_once = params.get("fail_eval_once_marker")
+    if mode == "eval" and fail_once and not os.path.exists(fail_once):
+        open(fail_once, "w").close()
+        raise RuntimeError("the first evaluation fails (fail_eval_once_marker)")
     if mode == "infer":
         return ModelFnOps(mode, predictions={"y": predictions})
     loss = tf.reduce_mean(tf.square(predictions - labels))

@@ -276,6 +276,30 @@ def test_an_evaluator_follows_the_checkpoints_without_blocking_training(tmp_path
     assert result.summary["tasks"]["evaluator:0"]["exit_code"] == 0
 
 
+def test_an_evaluator_whose_model_fails_once_is_restarted_and_evaluates_on(tmp_path):
+    marker = tmp_path / "failed-once"
+    result = run(
+        tmp_path,
+        workers=1,
+        ps=1,
+        max_steps=60,
+        params={"slow_secs": 0.02, "fail_eval_once_marker": str(marker)},
+        train={"save_checkpoints_steps": 15},
+        cluster={"evaluator": 1},
+        eval={"steps": 4},
+    )
+    assert result.succeeded, result.error
+    assert marker.exists(), "the first evaluation failed"
+    evaluator = result.summary["tasks"]["evaluator:0"]
+    assert evaluator["restarts"] == 1 and evaluator["exit_code"] == 0
+    assert result.summary["eval"]["global_step"] == checkpoint_step(result.model_dir)
+    assert [t["restarts"] for k, t in result.summary["tasks"].items() if k != "evaluator:0"] == [
+        0,
+        0,
+        0,
+    ]
+
+
 def test_the_chief_exports_a_saved_model_after_training(tmp_path):
     result = run(tmp_path, workers=1, ps=1, max_steps=20, train={"export_on_finish": True})
     assert result.succeeded, result.error

@@ -35,6 +35,14 @@ def test_tasks_in_tf_config_order_with_commands_and_job_json():
     assert make_plan(job(cluster={"workers": 1, "ps": 0})).variable_hosts == ("chief:0",)
 
 
+def test_source_dirs_are_on_pythonpath_once_each_and_keras_mode_travels():
+    plan = make_plan(job(source_dirs=["/src", "/other", "/src"]))
+    assert plan.tasks[0].env["PYTHONPATH"] == "/src:/other"
+    assert {t.env["TF_USE_LEGACY_KERAS"] for t in plan.tasks} == {"1"}
+    plan = make_plan(job(keras="keras3"))
+    assert {t.env["TF_USE_LEGACY_KERAS"] for t in plan.tasks} == {"0"}
+
+
 def test_tf_config_has_the_standard_shape():
     plan = make_plan(job())
     tf_config = plan.tf_config(

@@ -48,5 +48,7 @@ def test_the_evaluator_is_restarted_and_never_fails_the_training():
     crash = TaskFailure("evaluator", 0, 1)
     assert decide(crash, 0, 3, chief_done=False) is Decision.RESTART_TASK
     assert decide(crash, 3, 3, chief_done=False) is Decision.IGNORE
+    # A model error on one checkpoint is retried too, from the evaluator's own budget.
     user_error = TaskFailure("evaluator", 0, 2, user_error=True)
-    assert decide(user_error, 0, 3, chief_done=False) is Decision.IGNORE
+    assert decide(user_error, 0, 3, chief_done=False) is Decision.RESTART_TASK
+    assert decide(user_error, 3, 3, chief_done=False) is Decision.IGNORE
