@@ -105,7 +105,6 @@ def call_user_fns(
 
     Returns ``(global_step, model_fn's result)``; user errors raise UserCodeError.
     """
-    reset_keras_state()
     if job.train.tf_random_seed is not None:
         v1.set_random_seed(job.train.tf_random_seed)
     global_step = v1.train.get_or_create_global_step()
@@ -124,6 +123,7 @@ def build_train_graph(
     extra_trainer_hooks: Callable[[tf.Tensor], Sequence[Any]] = lambda loss: (),
 ) -> TrainGraph:
     """Build the TRAIN graph of ``config``'s task. Raises UserCodeError for user mistakes."""
+    reset_keras_state()
     graph = tf.Graph()
     with graph.as_default(), graph.device(device_function(config)):
         global_step, ops = call_user_fns(job, config, model_fn, input_fn, ModeKeys.TRAIN)

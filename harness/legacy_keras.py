@@ -103,9 +103,16 @@ def reset_keras_state() -> None:
     ``seed_generator_1`` where the checkpoint has ``seed_generator``. ``clear_session`` resets
     those counters. Legacy Keras names variables per graph and needs nothing; Keras that was
     never loaded needs nothing either.
+
+    Call it outside any ``graph.as_default()`` block: Keras 3's ``clear_session`` also resets
+    TensorFlow's default graph, which TensorFlow refuses inside a nested graph (then nothing
+    is reset, and a debug line says so).
     """
     if current_mode() != KERAS3:
         return
     import keras
 
-    keras.backend.clear_session()
+    try:
+        keras.backend.clear_session()
+    except AssertionError as exc:  # "Do not use tf.reset_default_graph() to clear nested graphs"
+        log.debug("Keras 3 state not reset inside a graph: %s", exc)

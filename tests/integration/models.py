@@ -144,3 +144,20 @@ def model_fn_with_bad_hook(features, labels, mode):
 
 def model_fn_that_raises(features, labels, mode):
     raise RuntimeError("boom: the user's model_fn is broken")
+
+
+def keras3_model_fn(features, labels, mode, params):
+    """Keras layers (a Dropout holds a seed generator under Keras 3) inside a model_fn."""
+    dense = tf.keras.layers.Dense(1, kernel_initializer="zeros", name="dense")
+    hidden = tf.keras.layers.Dropout(0.1)(features["x"], training=mode == "train")
+    predictions = dense(hidden)
+    if mode == "infer":
+        return ModelFnOps(mode, predictions={"y": predictions})
+    loss = tf.reduce_mean(tf.square(predictions - labels))
+    train_op = v1.train.GradientDescentOptimizer(0.05).minimize(
+        loss, global_step=v1.train.get_global_step()
+    )
+    hooks = [SlowStepHook(params["slow_secs"])] if params.get("slow_secs") else []
+    return ModelFnOps(
+        mode, predictions={"y": predictions}, loss=loss, train_op=train_op, training_hooks=hooks
+    )

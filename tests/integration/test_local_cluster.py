@@ -300,6 +300,36 @@ def test_an_evaluator_whose_model_fails_once_is_restarted_and_evaluates_on(tmp_p
     ]
 
 
+@pytest.mark.parametrize("keras", ["legacy", "keras3"])
+def test_keras_layers_survive_graphs_rebuilt_in_one_process(tmp_path, keras):
+    """The evaluator rebuilds its graph per checkpoint and the chief exports after training:
+    with Keras 3 layers, a second graph once named its seed generator differently."""
+    result = run(
+        tmp_path,
+        model_fn="tests.integration.models:keras3_model_fn",
+        workers=1,
+        ps=0,
+        max_steps=40,
+        keras=keras,
+        params={"slow_secs": 0.02},
+        train={"save_checkpoints_steps": 10, "export_on_finish": True},
+        cluster={"evaluator": 1},
+        eval={"steps": 2},
+    )
+    assert result.succeeded, result.error
+    assert result.summary["tasks"]["evaluator:0"]["restarts"] == 0
+    steps = set()
+    for events in (result.model_dir / "eval").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            if any(value.tag == "loss" for value in event.summary.value):
+                steps.add(event.step)
+    assert len(steps) >= 2, f"several checkpoints evaluated in one evaluator process: {steps}"
+    assert len(list((result.model_dir / "export").iterdir())) == 1
+    reader = tf.train.load_checkpoint(str(result.model_dir))
+    seed_vars = [name for name in reader.get_variable_to_shape_map() if "seed_generator" in name]
+    assert bool(seed_vars) == (keras == "keras3"), seed_vars
+
+
 def test_the_chief_exports_a_saved_model_after_training(tmp_path):
     result = run(tmp_path, workers=1, ps=1, max_steps=20, train={"export_on_finish": True})
     assert result.succeeded, result.error
