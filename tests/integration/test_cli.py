@@ -145,3 +145,48 @@ def test_ctrl_c_stops_every_task(tmp_path):
     assert "interrupted" in out
     assert not leftover_task_processes(tmp_path / "model")
     assert '"status": "interrupted"' in (tmp_path / "model" / "run.json").read_text()
+
+
+def serving_job(tmp_path: Path, params: dict, **fields) -> Path:
+    module = "tests.integration.serving_models"
+    job = make_job_dict(f"{module}:model_fn", f"{module}:input_fn", tmp_path / "m", params=params)
+    job.pop("source_dirs")
+    job.update(fields)
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    return path
+
+
+def test_validate_builds_the_eval_and_export_graphs_and_names_the_users_line(tmp_path):
+    ok = harness("validate", str(serving_job(tmp_path, {})))
+    assert ok.returncode == 0, ok.stderr
+    assert "keras: legacy graph-mode Keras, tf_keras" in ok.stdout
+    assert "EVAL graph: builds; metrics global_step, loss" in ok.stdout
+    assert "export graph: builds; signatures serving_default (inputs x)" in ok.stdout
+
+    # The job has an evaluator: an EVAL graph that fails is an error, with mode, file, line.
+    bad_eval = serving_job(tmp_path, {"eval_fails": True}, cluster={"workers": 1, "evaluator": 1})
+    result = harness("validate", str(bad_eval))
+    assert result.returncode == 2
+    assert re.search(
+        r"EVAL graph: model_fn failed in mode 'eval' at tests/integration/serving_models\.py:\d+ "
+        r"in model_fn: ValueError: no EVAL graph in this model",
+        result.stderr,
+    ), result.stderr
+
+    # Without an evaluator it is only a warning: `harness run` would not build it.
+    warned = harness("validate", str(serving_job(tmp_path, {"eval_fails": True})))
+    assert warned.returncode == 0, warned.stderr
+    assert "warning: EVAL graph: model_fn failed in mode 'eval'" in warned.stdout
+    assert "harness evaluate` would fail" in warned.stdout
+
+    # export_on_finish: a failing INFER graph is an error.
+    bad_export = serving_job(
+        tmp_path, {"predict_fails": True}, train={"max_steps": 5, "export_on_finish": True}
+    )
+    result = harness("validate", str(bad_export))
+    assert result.returncode == 2
+    assert (
+        "export graph: model_fn failed in mode 'infer' at tests/integration/serving_models.py"
+        in result.stderr
+    )
