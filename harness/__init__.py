@@ -35,6 +35,13 @@ _EXPORTS = {
     "JobSpec": "harness.job",
     "call_model_fn": "harness.calling",
     "call_input_fn": "harness.calling",
+    "call_logit_fn": "harness.calling",
+    "Estimator": "harness.estimator",
+    "TrainSpec": "harness.estimator",
+    "EvalSpec": "harness.estimator",
+    "train_and_evaluate": "harness.estimator",
+    "LatestExporter": "harness.estimator",
+    "FinalExporter": "harness.estimator",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,13 +10,22 @@ same exception types and messages:
    `ValueError('%s must be from the same graph as %s.')` (TF 1.x wording; a dict of predictions
    is not checked).
 3. train_op: None in TRAIN -> `ValueError('Missing train_op.')`; a non-Operation is converted
-   with `tf.convert_to_tensor` and replaced by its producing op.
+   with `tf.convert_to_tensor` and replaced by its producing op. For a `tf.Variable` (e.g. what
+   `SyncReplicasOptimizer(...).minimize()` returns on resource variables: an unread variable
+   standing for its assign op) that op is a read of the variable with a control dependency on
+   the assign, so running the train_op runs the training step.
 4. loss: None in TRAIN or EVAL -> `ValueError('Missing loss.')`; otherwise converted to a
    tensor; more than one element -> `ValueError('Loss must be scalar: %s.')`; a `[1]`-like shape
    is reshaped to `[]`.
 5. predictions: None in INFER or EVAL -> `ValueError('Missing predictions.')`; otherwise each
    value (or the single value) is converted to a Tensor or SparseTensor.
 6. eval_metric_ops: None -> `{}`; not a dict -> `ValueError('eval_metric_ops must be a dict.')`.
+   Other values are not checked, with one addition for the code TF 2.x produces: a legacy
+   Keras `Metric` object (`tf.keras.metrics.*` under `TF_USE_LEGACY_KERAS=1`) is converted in
+   place to `(metric.result(), update_op)` and its variables are added to the LOCAL_VARIABLES
+   and METRIC_VARIABLES collections, as tensorflow_estimator's EstimatorSpec did (a metric
+   whose `update_state` was never called -> `ValueError('Please call update_state(...) on the
+   "<name>" metric')`). See `harness.estimator_spec.convert_keras_metrics`.
 7. hooks: None -> `[]`; every element of `training_hooks + training_chief_hooks` must be a
    `tf.compat.v1.train.SessionRunHook` -> `TypeError('All hooks returned from model_fn must be
    SessionRunHook instances, got instance of %s: %s')`. (The two are concatenated with `+`, so a
@@ -38,7 +47,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness.estimator_spec import EstimatorSpec
+from harness.estimator_spec import EstimatorSpec, convert_keras_metrics
 from harness.export_output import (
     DEFAULT_SERVING_SIGNATURE_DEF_KEY,
     ClassificationOutput,
@@ -172,6 +181,8 @@ class ModelFnOps(collections.namedtuple("ModelFnOps", _FIELDS)):
             eval_metric_ops = {}
         elif not isinstance(eval_metric_ops, dict):
             raise ValueError("eval_metric_ops must be a dict.")
+        else:
+            convert_keras_metrics(eval_metric_ops, check_graph=False)
 
         if training_chief_hooks is None:
             training_chief_hooks = []

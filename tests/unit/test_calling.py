@@ -160,7 +160,7 @@ def test_labels_given_to_a_model_fn_without_labels_are_rejected(graph):
 
 
 def test_model_fn_without_features_is_rejected(graph):
-    def model_fn(inputs, labels):
+    def model_fn(mode, labels):
         return _ops()
 
     with pytest.raises(ValueError) as exc:
@@ -194,18 +194,18 @@ def test_declared_params_without_params_get_an_empty_dict_and_a_warning(graph, c
 
 
 def test_unexpected_arguments_are_named(graph):
-    def model_fn(features, labels, model_dir, batch_size=32):
+    def model_fn(features, labels, batch_size, model_dir, verbose=False):
         return _ops()
 
     with pytest.raises(ValueError) as exc:
         _call(model_fn, params=None)
     assert str(exc.value) == (
-        f"model_fn ({model_fn}) has following not expected args: ['model_dir', 'batch_size']"
+        f"model_fn ({model_fn}) has following not expected args: ['batch_size']"
     )
 
 
 def test_features_are_checked_before_params_and_unexpected_args(graph):
-    def model_fn(inputs, other):
+    def model_fn(mode, other):
         return _ops()
 
     with pytest.raises(ValueError, match="must include features argument"):

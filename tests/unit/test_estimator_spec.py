@@ -84,7 +84,8 @@ def test_defaults_in_predict_mode(graph):
     assert spec.predictions is predictions
     assert spec.loss is None and spec.train_op is None
     assert spec.eval_metric_ops == {}
-    assert spec.export_outputs is None
+    assert list(spec.export_outputs) == ["serving_default"]
+    assert spec.export_outputs["serving_default"].outputs == {"output": predictions}
     assert spec.training_chief_hooks == spec.training_hooks == ()
     assert spec.evaluation_hooks == spec.prediction_hooks == ()
     assert isinstance(spec.scaffold, tf.compat.v1.train.Scaffold)
@@ -144,10 +145,10 @@ def test_loss_must_be_a_tensor(graph, loss):
     assert str(exc.value) == f"loss must be Tensor, given: {loss}"
 
 
-def test_loss_variable_is_not_a_tensor(graph):
+def test_loss_variable_is_read_into_a_tensor(graph):
     variable = tf.compat.v1.Variable(1.0)
-    with pytest.raises(TypeError, match="^loss must be Tensor, given: "):
-        _train_spec(loss=variable)
+    spec = _train_spec(loss=variable)
+    assert isinstance(spec.loss, tf.Tensor) and spec.loss.op.type == "ReadVariableOp"
 
 
 def test_non_scalar_loss_is_rejected(graph):
@@ -273,9 +274,9 @@ def test_eval_metric_ops_are_checked_before_export_outputs(graph):
 # --- 5. export_outputs -------------------------------------------------------------------------
 
 
-def test_export_outputs_none_stays_none_in_every_mode(graph):
+def test_export_outputs_none_stays_none_outside_predict(graph):
     assert _train_spec().export_outputs is None
-    assert EstimatorSpec(PREDICT, predictions=tf.constant(1.0)).export_outputs is None
+    assert EstimatorSpec(EVAL, loss=tf.constant(1.0)).export_outputs is None
 
 
 def test_export_outputs_must_be_a_dict(graph):

@@ -477,8 +477,20 @@ def test_missing_scaffold_becomes_a_default_scaffold(graph):
 
 
 @pytest.mark.parametrize("alternatives", [None, {}])
-def test_no_output_alternatives_give_no_export_outputs(graph, alternatives):
-    assert _infer_ops(alternatives).estimator_spec().export_outputs is None
+def test_no_output_alternatives_give_the_default_serving_output_in_infer(graph, alternatives):
+    ops = _infer_ops(alternatives)
+    export_outputs = ops.estimator_spec().export_outputs
+    assert list(export_outputs) == ["serving_default"]
+    assert isinstance(export_outputs["serving_default"], PredictOutput)
+    assert export_outputs["serving_default"].outputs == ops.predictions
+
+
+@pytest.mark.parametrize("mode", [TRAIN, EVAL])
+def test_no_output_alternatives_give_no_export_outputs_outside_infer(graph, mode):
+    ops = ModelFnOps(
+        mode, predictions={"y": tf.constant([1.0])}, loss=tf.constant(1.0), train_op=tf.no_op()
+    )
+    assert ops.estimator_spec().export_outputs is None
 
 
 def test_loss_metric_is_dropped_and_others_kept(graph):
