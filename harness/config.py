@@ -8,10 +8,28 @@ Built from TF_CONFIG, the way ``tf.estimator.RunConfig`` did:
 - ``master`` is ``grpc://<own address>`` for a task of a cluster, ``''`` otherwise;
 - ``session_config`` carries Estimator's per-role ``device_filters`` so that a task's session
   only involves the ps tasks and itself (never waits on other workers).
+
+It is also ``tf.estimator.RunConfig`` for user code (``harness.compat``): the constructor takes
+TF's arguments, by keyword or in TF's positional order (``model_dir, tf_random_seed,
+save_summary_steps, save_checkpoints_steps, save_checkpoints_secs, session_config, ...``), and
+then, as TF did:
+
+- reads ``TF_CONFIG`` from the environment when none of ``task_type``, ``task_id``,
+  ``cluster_spec`` is given (a ``model_dir`` there must equal the argument, if both are set);
+- applies one checkpoint trigger: neither given -> every 600 s; only ``save_checkpoints_steps``
+  given -> ``save_checkpoints_secs=None`` (both None disables checkpoints); both set ->
+  ``ValueError('`save_checkpoints_steps` and `save_checkpoints_secs` cannot be both set.')``;
+- keeps a ``session_config`` given to it (returned as is by ``session_config``, instead of the
+  device-filtered default).
+
+``replace(**kwargs)`` returns a copy with TF's replaceable properties (and this class's fields)
+changed, with the same checkpoint-trigger rule; another name -> ``ValueError('x is not supported
+by RunConfig.replace. Allowed properties: [...]')``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -54,6 +72,17 @@ class RunConfig:
     log_step_count_steps: int = 100
     tf_random_seed: int | None = None
     gpu_memory_growth: bool = False
+    # TF's other RunConfig settings, kept for model code that reads or replaces them. A
+    # `session_config=` given to the constructor is stored as `custom_session_config`.
+    custom_session_config: Any = None
+    train_distribute: Any = None
+    eval_distribute: Any = None
+    experimental_distribute: Any = None
+    device_fn: Any = None
+    protocol: str | None = None
+    experimental_max_worker_delay_secs: int | None = None
+    session_creation_timeout_secs: int = 7200
+    checkpoint_save_graph_def: bool = True
 
     @classmethod
     def from_tf_config(
@@ -103,7 +132,24 @@ class RunConfig:
         return "grpc://" + self.cluster_spec.task_address(self.task_type, self.task_id)
 
     @property
+    def evaluation_master(self) -> str:
+        return ""
+
+    def replace(self, **kwargs: Any) -> RunConfig:
+        """A copy with TF's replaceable properties changed (rules in the module docstring)."""
+        allowed = sorted(set(_TF_ARGUMENTS) | {f.name for f in dataclasses.fields(self)})
+        for name in kwargs:
+            if name not in allowed:
+                raise ValueError(
+                    f"{name} is not supported by RunConfig.replace. Allowed properties: {allowed}"
+                )
+        changes = _tf_arguments_to_fields(dict(kwargs))
+        return dataclasses.replace(self, **changes)
+
+    @property
     def session_config(self) -> tf.compat.v1.ConfigProto:
+        if self.custom_session_config is not None:
+            return self.custom_session_config
         config = tf.compat.v1.ConfigProto(
             allow_soft_placement=True,
             device_filters=device_filters(self.task_type, self.task_id, self.num_ps_replicas > 0),
@@ -121,3 +167,81 @@ class RunConfig:
 
 def _num_tasks(cluster_spec: tf.train.ClusterSpec, job: str) -> int:
     return cluster_spec.num_tasks(job) if job in cluster_spec.jobs else 0
+
+
+#: tf.estimator.RunConfig's arguments, in its positional order.
+_TF_ARGUMENTS = (
+    "model_dir",
+    "tf_random_seed",
+    "save_summary_steps",
+    "save_checkpoints_steps",
+    "save_checkpoints_secs",
+    "session_config",
+    "keep_checkpoint_max",
+    "keep_checkpoint_every_n_hours",
+    "log_step_count_steps",
+    "train_distribute",
+    "device_fn",
+    "protocol",
+    "eval_distribute",
+    "experimental_distribute",
+    "experimental_max_worker_delay_secs",
+    "session_creation_timeout_secs",
+    "checkpoint_save_graph_def",
+)
+_TASK_FIELDS = ("task_type", "task_id", "cluster_spec")
+_SAVE_CKPT_ERR = "`save_checkpoints_steps` and `save_checkpoints_secs` cannot be both set."
+
+
+def _tf_arguments_to_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """TF's argument names and checkpoint-trigger rule applied to constructor/replace kwargs."""
+    if "session_config" in kwargs:
+        kwargs["custom_session_config"] = kwargs.pop("session_config")
+    steps, secs = kwargs.get("save_checkpoints_steps"), kwargs.get("save_checkpoints_secs")
+    if steps is not None and secs is not None:
+        raise ValueError(_SAVE_CKPT_ERR)
+    if "save_checkpoints_steps" in kwargs and "save_checkpoints_secs" not in kwargs:
+        kwargs["save_checkpoints_secs"] = None
+    elif "save_checkpoints_secs" in kwargs and "save_checkpoints_steps" not in kwargs:
+        kwargs["save_checkpoints_steps"] = None
+    return kwargs
+
+
+def _task_from_environment(kwargs: dict[str, Any]) -> None:
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task", {})
+    kwargs["task_type"] = task.get("type")
+    kwargs["task_id"] = int(task.get("index", 0))
+    kwargs["cluster_spec"] = tf.train.ClusterSpec(tf_config.get("cluster", {}))
+    env_dir = tf_config.get("model_dir")
+    if env_dir:
+        given = kwargs.get("model_dir")
+        if given and os.fspath(given) != env_dir:
+            raise ValueError(
+                "`model_dir` provided in RunConfig construct, if set, must have the same value "
+                f"as the model_dir in TF_CONFIG. model_dir: {given}\n"
+                f'TF_CONFIG["model_dir"]: {env_dir}.\n'
+            )
+        kwargs["model_dir"] = env_dir
+
+
+_fields_init = RunConfig.__init__
+
+
+def _tf_style_init(self: RunConfig, *args: Any, **kwargs: Any) -> None:
+    """The dataclass constructor, also taking tf.estimator.RunConfig's arguments."""
+    if len(args) > len(_TF_ARGUMENTS):
+        raise TypeError(f"RunConfig takes at most {len(_TF_ARGUMENTS)} positional arguments")
+    for name, value in zip(_TF_ARGUMENTS, args, strict=False):
+        if name in kwargs:
+            raise TypeError(f"RunConfig got multiple values for argument '{name}'")
+        kwargs[name] = value
+    kwargs = _tf_arguments_to_fields(kwargs)
+    if not any(name in kwargs for name in _TASK_FIELDS):
+        _task_from_environment(kwargs)
+    if kwargs.get("model_dir") is not None:
+        kwargs["model_dir"] = os.fspath(kwargs["model_dir"])
+    _fields_init(self, **kwargs)
+
+
+RunConfig.__init__ = _tf_style_init  # type: ignore[method-assign]
