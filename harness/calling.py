@@ -1,6 +1,6 @@
 """Calling a user's `model_fn` and `input_fn` the way TF 1.x Estimator did.
 
-Arguments are matched by name. The declared names of a function are found like TF's
+The declared names of a function are found like TF's
 `function_utils.fn_args`: for a `functools.partial`, the wrapped function's names minus the ones
 the partial binds (positionally from the left, or by keyword); for a callable object, its
 `__call__`; for a bound method, everything after `self`/`cls`. Two deliberate extensions, which
@@ -16,9 +16,11 @@ only affect functions TF could not call at all: keyword-only parameters count as
 - **contrib** (tf.contrib.learn Estimator's `_call_model_fn`) otherwise: e.g.
   `(features, targets)`, `(x, y, mode)`, `(features, labels, mode, model_dir)`, `(*args)`.
 
-The two agree on every signature both could call; they differ in `params` handling and in what
-they reject. (The usual case, first two parameters named `features` and `labels` and nothing but
-mode/params/config after them, is the core convention; `model_dir` is only known to contrib.)
+On a signature both could call the two pass the same arguments, except a declared `params`
+when params is None ({} in core, None in contrib); they differ in what they reject and how. The
+usual case, first two parameters named `features` and `labels` and nothing but
+mode/params/config after them, is the core convention; `model_dir` is only known to contrib, so
+declaring it selects the contrib convention.
 
 Core rules, in order:
 

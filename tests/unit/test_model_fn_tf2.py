@@ -168,6 +168,17 @@ def test_contrib_model_fn_needs_a_features_slot(graph, signature):
     assert str(exc.value) == f"model_fn ({model_fn}) must include features argument."
 
 
+def test_features_only_contrib_model_fn_gets_keyword_only_labels_by_name(graph):
+    received = {}
+
+    def model_fn(inputs, *, labels, model_dir):
+        received.update(inputs=inputs, labels=labels, model_dir=model_dir)
+        return _ops()
+
+    call_model_fn(model_fn, "features", "labels", INFER, None, RunConfig(model_dir="/m"))
+    assert received == {"inputs": "features", "labels": "labels", "model_dir": "/m"}
+
+
 def test_contrib_required_arguments_that_cannot_be_filled_are_named(graph):
     calls = []
 
