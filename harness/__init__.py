@@ -42,6 +42,8 @@ _EXPORTS = {
     "train_and_evaluate": "harness.estimator",
     "LatestExporter": "harness.estimator",
     "FinalExporter": "harness.estimator",
+    "BestExporter": "harness.estimator",
+    "Exporter": "harness.estimator",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -35,17 +35,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from harness.calling import call_input_fn, call_model_fn
 from harness.config import RunConfig
-from harness.graph import UserCodeError
+from harness.graph import UserCodeError, call_user_fns
 from harness.job import JobSpec, import_function
+from harness.legacy_keras import reset_keras_state
 from harness.model_fn import MetricKey, ModeKeys
 
 v1 = tf.compat.v1
@@ -102,19 +102,10 @@ def build_eval_graph(
     job: JobSpec, config: RunConfig, model_fn: Callable[..., Any], input_fn: Callable[..., Any]
 ) -> EvalGraph:
     """Builds the EVAL graph (see the module docstring). Raises UserCodeError for user mistakes."""
+    reset_keras_state()
     graph = tf.Graph()
     with graph.as_default():
-        if job.train.tf_random_seed is not None:
-            v1.set_random_seed(job.train.tf_random_seed)
-        global_step = v1.train.get_or_create_global_step()
-        try:
-            features, labels = call_input_fn(input_fn, ModeKeys.EVAL, job.params, config)
-        except Exception as exc:
-            raise UserCodeError(f"input_fn failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            ops = call_model_fn(model_fn, features, labels, ModeKeys.EVAL, job.params, config)
-        except Exception as exc:
-            raise UserCodeError(f"model_fn failed: {type(exc).__name__}: {exc}") from exc
+        global_step, ops = call_user_fns(job, config, model_fn, input_fn, ModeKeys.EVAL)
         if ops.mode != ModeKeys.EVAL:
             raise UserCodeError(f"model_fn returned mode={ops.mode!r} when called with mode='eval'")
         if ops.loss is None:
@@ -163,11 +154,17 @@ def evaluate_checkpoint(
     summary_dir: str | None = None,
     *,
     config: RunConfig | None = None,
+    model_fn: Callable[..., Any] | None = None,
+    input_fn: Callable[..., Any] | None = None,
+    hooks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Evaluates one checkpoint; returns ``{metric: value, ..., 'global_step': step}``.
 
     Scalar metrics are floats (non-scalar ones are nested lists); ``global_step`` is an int.
     When ``summary_dir`` is given, one summary per metric is written there at that step.
+    ``model_fn``/``input_fn`` are function objects to use instead of the job's (a None one is
+    resolved from the job); ``hooks`` run in the evaluation session before the model's
+    ``evaluation_hooks``.
 
     Raises:
         UserCodeError: model_fn/input_fn fail, or the checkpoint does not fit the EVAL graph.
@@ -175,9 +172,11 @@ def evaluate_checkpoint(
     """
     if not checkpoint_exists(checkpoint_path):
         raise CheckpointNotFoundError(f"no checkpoint at {checkpoint_path}")
-    model_fn, input_fn = resolve_eval_functions(job)
+    if model_fn is None or input_fn is None:
+        resolved = resolve_eval_functions(job)
+        model_fn, input_fn = model_fn or resolved[0], input_fn or resolved[1]
     eval_graph = build_eval_graph(job, config or local_run_config(job), model_fn, input_fn)
-    raw, steps = _run_evaluation(eval_graph, checkpoint_path, job.eval.steps)
+    raw, steps = _run_evaluation(eval_graph, checkpoint_path, job.eval.steps, hooks)
     global_step = int(raw.pop(GLOBAL_STEP_KEY))
     results, summaries = _convert_results(raw)
     log.info("evaluated %s (%d batches) at global step %d", checkpoint_path, steps, global_step)
@@ -188,7 +187,7 @@ def evaluate_checkpoint(
 
 
 def _run_evaluation(
-    eval_graph: EvalGraph, checkpoint_path: str, steps: int | None
+    eval_graph: EvalGraph, checkpoint_path: str, steps: int | None, hooks: Sequence[Any] = ()
 ) -> tuple[dict[str, Any], int]:
     """Restores, runs the update op ``steps`` times (or to the end of data), reads the values."""
     final = v1.train.FinalOpsHook(eval_graph.value_ops)
@@ -200,7 +199,7 @@ def _run_evaluation(
     done = 0
     with eval_graph.graph.as_default():
         try:
-            session = v1.train.MonitoredSession(creator, hooks=[*eval_graph.hooks, final])
+            session = v1.train.MonitoredSession(creator, hooks=[*hooks, *eval_graph.hooks, final])
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as exc:
             if not checkpoint_exists(checkpoint_path):
                 raise CheckpointNotFoundError(f"checkpoint {checkpoint_path} vanished") from exc

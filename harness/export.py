@@ -51,13 +51,14 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import tensorflow as tf
 
 from harness.calling import call_input_fn, call_model_fn, fn_args
 from harness.config import RunConfig
+from harness.errors import user_location
 from harness.estimator_spec import EstimatorSpec
 from harness.evaluation import CheckpointNotFoundError, checkpoint_exists, local_run_config
 from harness.export_output import (
@@ -67,8 +68,9 @@ from harness.export_output import (
     PredictOutput,
     RegressionOutput,
 )
-from harness.graph import UserCodeError
+from harness.graph import UserCodeError, user_code
 from harness.job import JobSpec
+from harness.legacy_keras import reset_keras_state
 from harness.model_fn import ModeKeys, ModelFnOps, ProblemType
 
 v1 = tf.compat.v1
@@ -95,6 +97,8 @@ class ServingInputs:
     features: Any
     example_receiver: dict[str, tf.Tensor]  # classification and regression signatures
     predict_receiver: dict[str, tf.Tensor]  # predict (and any other) signatures
+    # A ServingInputReceiver's receiver_tensors_alternatives: {name: {key: Tensor}}.
+    alternatives: dict[str, dict[str, tf.Tensor]] = field(default_factory=dict)
 
 
 def export_saved_model(
@@ -102,8 +106,16 @@ def export_saved_model(
     export_dir_base: str,
     checkpoint_path: str | None = None,
     default_output: str | None = None,
+    **options: Any,
 ) -> str:
     """Exports a versioned SavedModel under ``export_dir_base``; returns its directory.
+
+    ``options`` (all optional) replace what the job gives: ``model_fn`` and
+    ``serving_input_fn`` (function objects; the latter is called like a job's
+    ``serving_input_fn``), ``config`` (the RunConfig model_fn gets, with ``serving_input_fn``
+    only); and add
+    ``assets_extra`` (``{path in assets.extra: source file}``, copied as TF's Estimator did)
+    and ``as_text`` (write ``saved_model.pbtxt``).
 
     Raises:
         ExportError: an unknown problem type, several output alternatives and no usable default
@@ -112,7 +124,7 @@ def export_saved_model(
         CheckpointNotFoundError: no checkpoint in model_dir, or none at ``checkpoint_path``.
         UserCodeError: model_fn, input_fn or serving_input_fn fail.
     """
-    return _export(job, export_dir_base, checkpoint_path, default_output)[0]
+    return _export(job, export_dir_base, checkpoint_path, default_output, **options)[0]
 
 
 def export_on_finish(job: JobSpec) -> str:
@@ -125,27 +137,179 @@ def export_on_finish(job: JobSpec) -> str:
 
 
 def _export(
-    job: JobSpec, export_dir_base: str, checkpoint_path: str | None, default_output: str | None
+    job: JobSpec,
+    export_dir_base: str,
+    checkpoint_path: str | None,
+    default_output: str | None,
+    *,
+    model_fn: Any = None,
+    serving_input_fn: Any = None,
+    config: RunConfig | None = None,
+    assets_extra: dict[str, str] | None = None,
+    as_text: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     checkpoint_path = _checkpoint(job, checkpoint_path)
+    if serving_input_fn is not None:
+        export_graph = build_receiver_export_graph(
+            job, config or local_run_config(job), model_fn, serving_input_fn, default_output
+        )
+    else:
+        export_graph = build_export_graph(job, default_output, model_fn)
+    with export_graph.graph.as_default():
+        export_dir = _timestamped_dir(export_dir_base)
+        _write(
+            export_graph.spec.scaffold,
+            checkpoint_path,
+            export_graph.signatures,
+            export_dir,
+            assets_extra=assets_extra,
+            as_text=as_text,
+        )
+    return export_dir, export_graph.signatures
+
+
+@dataclass
+class ExportGraph:
+    """The INFER graph of an export, its EstimatorSpec and one SignatureDef per output."""
+
+    graph: tf.Graph
+    spec: EstimatorSpec
+    signatures: dict[str, Any]
+
+
+def build_export_graph(
+    job: JobSpec, default_output: str | None = None, model_fn: Any = None
+) -> ExportGraph:
+    """Builds the INFER graph and its signatures, with no checkpoint (``harness validate``
+    calls it too). ``model_fn`` defaults to the job's.
+
+    With the default serving inputs, the features are those of input_fn that the export
+    outputs depend on (or the job's ``serving_features``): model_fn is first called in a
+    throwaway graph to find them, so a feature used only for the loss (labels carried as
+    features, ``is_real_example``) is not required from clients.
+    """
     config = local_run_config(job)
-    try:
-        model_fn = job.resolve("model_fn")
-    except ValueError as exc:
-        raise UserCodeError(str(exc)) from exc
+    if model_fn is None:
+        try:
+            model_fn = job.resolve("model_fn")
+        except ValueError as exc:
+            raise UserCodeError(str(exc)) from exc
+    if job.serving_input_fn:
+        make_inputs = lambda: _custom_serving_inputs(job, config)  # noqa: E731
+    else:
+        feature_spec = _serving_feature_spec(job, config, model_fn, default_output)
+        make_inputs = lambda: default_serving_inputs(feature_spec)  # noqa: E731
+    graph, spec, inputs = _infer_graph(job, config, model_fn, make_inputs, default_output)
+    with graph.as_default():
+        signatures = build_signature_defs(_export_outputs(spec), inputs)
+    return ExportGraph(graph, spec, signatures)
+
+
+def build_receiver_export_graph(
+    job: JobSpec,
+    config: RunConfig,
+    model_fn: Any,
+    serving_input_fn: Any,
+    default_output: str | None = None,
+) -> ExportGraph:
+    """The INFER graph of an Estimator-style export, with no checkpoint.
+
+    ``serving_input_fn`` (a function object, or None for the job's) is called like a job's
+    ``serving_input_fn``; ``model_fn`` (None: the job's) gets ``config``. Each of the
+    receiver's ``receiver_tensors_alternatives`` adds the signatures
+    ``<alternative>:<output key>``; one of those that cannot be built or served is left out
+    with a warning, as TF's ``build_all_signature_defs`` did.
+    """
+    if model_fn is None:
+        try:
+            model_fn = job.resolve("model_fn")
+        except ValueError as exc:
+            raise UserCodeError(str(exc)) from exc
+    make_inputs = lambda: _custom_serving_inputs(job, config, serving_input_fn)  # noqa: E731
+    graph, spec, inputs = _infer_graph(job, config, model_fn, make_inputs, default_output)
+    with graph.as_default():
+        outputs = _export_outputs(spec)
+        signatures = build_signature_defs(outputs, inputs)
+        for name, receiver in inputs.alternatives.items():
+            alternative = ServingInputs(inputs.features, receiver, receiver)
+            for key, output in outputs.items():
+                try:
+                    built = build_signature_defs({key: output}, alternative)
+                except ExportError as exc:
+                    logging.getLogger(__name__).warning("signature left out: %s", exc)
+                    continue
+                signatures[f"{name}:{key}"] = built[key]
+    return ExportGraph(graph, spec, signatures)
+
+
+def _infer_graph(
+    job: JobSpec, config: RunConfig, model_fn: Any, make_inputs: Any, default_output: str | None
+) -> tuple[tf.Graph, EstimatorSpec, ServingInputs]:
+    reset_keras_state()
     graph = tf.Graph()
     with graph.as_default():
         v1.train.get_or_create_global_step()
-        inputs = _serving_inputs(job, config)
-        try:
+        inputs = make_inputs()
+        with user_code("model_fn", ModeKeys.INFER):
             ops = call_model_fn(model_fn, inputs.features, None, ModeKeys.INFER, job.params, config)
-        except Exception as exc:
-            raise UserCodeError(f"model_fn failed: {type(exc).__name__}: {exc}") from exc
         spec = _estimator_spec(ops, default_output)
-        signatures = build_signature_defs(_export_outputs(spec), inputs)
-        export_dir = _timestamped_dir(export_dir_base)
-        _write(spec.scaffold, checkpoint_path, signatures, export_dir)
-    return export_dir, signatures
+    return graph, spec, inputs
+
+
+def _serving_feature_spec(
+    job: JobSpec, config: RunConfig, model_fn: Any, default_output: str | None
+) -> Any:
+    """input_fn's feature spec, narrowed to the features the export outputs use."""
+    try:
+        input_fn = job.resolve("input_fn")
+    except ValueError as exc:
+        raise UserCodeError(str(exc)) from exc
+    spec = feature_spec_from_input_fn(job, config, input_fn)
+    if not isinstance(spec, dict):
+        return spec
+    if job.serving_features is not None:
+        unknown = [key for key in job.serving_features if key not in spec]
+        if unknown:
+            raise ExportError(
+                f"serving_features: {unknown} are not among input_fn's features "
+                f"({', '.join(sorted(spec))}); list only those"
+            )
+        return {key: spec[key] for key in job.serving_features}
+    graph, probe, inputs = _infer_graph(
+        job, config, model_fn, lambda: default_serving_inputs(spec), default_output
+    )
+    with graph.as_default():
+        used = used_features(inputs.predict_receiver, _export_outputs(probe).values())
+    return {key: spec[key] for key in spec if key in used} or spec
+
+
+def used_features(features: dict[str, tf.Tensor], outputs: Any) -> set[str]:
+    """The keys of ``features`` whose tensors the ``outputs`` (ExportOutputs) depend on."""
+    by_op = {tensor.op.name: key for key, tensor in features.items()}
+    pending = [tensor.op for output in outputs for tensor in _output_tensors(output)]
+    seen: set[str] = set()
+    used: set[str] = set()
+    while pending:
+        op = pending.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.name in by_op:
+            used.add(by_op[op.name])
+            continue
+        pending.extend(tensor.op for tensor in op.inputs)
+        pending.extend(op.control_inputs)
+    return used
+
+
+def _output_tensors(output: ExportOutput) -> list[tf.Tensor]:
+    if isinstance(output, PredictOutput):
+        return list(output.outputs.values())
+    if isinstance(output, ClassificationOutput):
+        return [t for t in (output.scores, output.classes) if t is not None]
+    if isinstance(output, RegressionOutput):
+        return [output.value]
+    return [t for t in tf.nest.flatten(getattr(output, "outputs", {})) if tf.is_tensor(t)]
 
 
 def _checkpoint(job: JobSpec, checkpoint_path: str | None) -> str:
@@ -159,16 +323,6 @@ def _checkpoint(job: JobSpec, checkpoint_path: str | None) -> str:
     elif not checkpoint_exists(checkpoint_path):
         raise CheckpointNotFoundError(f"no checkpoint at {checkpoint_path}")
     return checkpoint_path
-
-
-def _serving_inputs(job: JobSpec, config: RunConfig) -> ServingInputs:
-    if job.serving_input_fn:
-        return _custom_serving_inputs(job, config)
-    try:
-        input_fn = job.resolve("input_fn")
-    except ValueError as exc:
-        raise UserCodeError(str(exc)) from exc
-    return default_serving_inputs(feature_spec_from_input_fn(job, config, input_fn))
 
 
 def feature_spec_from_input_fn(
@@ -253,14 +407,17 @@ def _op_name(key: str) -> str:
     return name if re.match(r"[A-Za-z0-9.]", name) else f"feature_{name}"
 
 
-def _custom_serving_inputs(job: JobSpec, config: RunConfig) -> ServingInputs:
+def _custom_serving_inputs(job: JobSpec, config: RunConfig, fn: Any = None) -> ServingInputs:
     try:
-        fn = job.resolve("serving_input_fn")
+        fn = fn or job.resolve("serving_input_fn")
         declared = fn_args(fn)
         kwargs = {"params": job.params or {}, "config": config}
         result = fn(**{name: value for name, value in kwargs.items() if name in declared})
     except Exception as exc:
-        raise UserCodeError(f"serving_input_fn failed: {type(exc).__name__}: {exc}") from exc
+        where = user_location(exc)
+        raise UserCodeError(
+            f"serving_input_fn failed{f' at {where}' if where else ''}: {type(exc).__name__}: {exc}"
+        ) from exc
     if hasattr(result, "features") and hasattr(result, "receiver_tensors"):
         features, receivers = result.features, result.receiver_tensors
     elif isinstance(result, (tuple, list)) and len(result) == 2:
@@ -275,7 +432,11 @@ def _custom_serving_inputs(job: JobSpec, config: RunConfig) -> ServingInputs:
     for key, tensor in receivers.items():
         if not isinstance(tensor, tf.Tensor):
             raise UserCodeError(f"serving_input_fn: receiver_tensors[{key!r}] is not a Tensor")
-    return ServingInputs(features, example_receiver=receivers, predict_receiver=receivers)
+    alternatives = {
+        name: value if isinstance(value, dict) else {SINGLE_RECEIVER_NAME: value}
+        for name, value in (getattr(result, "receiver_tensors_alternatives", None) or {}).items()
+    }
+    return ServingInputs(features, receivers, receivers, alternatives)
 
 
 def _estimator_spec(ops: Any, default_output: str | None) -> EstimatorSpec:
@@ -389,9 +550,17 @@ def _timestamped_dir(export_dir_base: str) -> str:
 
 
 def _write(
-    scaffold: v1.train.Scaffold, checkpoint_path: str, signatures: dict[str, Any], export_dir: str
+    scaffold: v1.train.Scaffold,
+    checkpoint_path: str,
+    signatures: dict[str, Any],
+    export_dir: str,
+    assets_extra: dict[str, str] | None = None,
+    as_text: bool = False,
 ) -> None:
-    """Restores the checkpoint and writes the SavedModel (via a temp- directory)."""
+    """Restores the checkpoint and writes the SavedModel (via a temp- directory).
+
+    ``assets_extra`` files are copied to ``assets.extra/<destination>`` before the rename.
+    """
     local_init_op = scaffold.local_init_op or v1.train.Scaffold.default_local_init_op()
     saver = scaffold.saver or v1.train.Saver(sharded=True)
     temp_dir = os.path.join(os.path.dirname(export_dir), f"temp-{os.path.basename(export_dir)}")
@@ -414,7 +583,11 @@ def _write(
             strip_default_attrs=True,
             saver=saver,
         )
-        builder.save()
+        builder.save(as_text=as_text)
+    for destination, source in (assets_extra or {}).items():
+        target = os.path.join(temp_dir, "assets.extra", destination)
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(source, target, overwrite=True)
     tf.io.gfile.rename(temp_dir, export_dir)
 
 
