@@ -188,8 +188,9 @@ REPLACEMENTS: dict[str, str] = {
 }
 
 _GENERIC = (
-    "see https://github.com/tensorflow/community/blob/master/rfcs/"
-    "20180907-contrib-sunset.md for where each tf.contrib module went"
+    "its TF 2 equivalent (tf.compat.v1, tf.keras, or a separate package; "
+    "https://github.com/tensorflow/community/blob/master/rfcs/20180907-contrib-sunset.md "
+    "lists where each tf.contrib module went)"
 )
 
 

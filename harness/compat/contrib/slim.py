@@ -2,27 +2,28 @@
 
 Every public name of ``tf_slim`` (layers, variables, arg scopes, and the submodules ``losses``,
 ``metrics``, ``learning``, ``evaluation``, ``summaries``, ``queues``, ``data``, ...) is
-re-exported; ``optimize_loss``, ``OPTIMIZER_CLS_NAMES``, ``OPTIMIZER_SUMMARIES`` and
-``adaptive_clipping_fn`` are `harness.compat.optimizers`' and ``embed_sequence`` is
-`harness.compat.contrib.layers`'. ``import tensorflow.contrib.slim.nets`` (and any
+re-exported, then every name of `harness.compat.contrib.layers` (so ``optimize_loss`` is
+`harness.compat.optimizers`' and ``embed_sequence``/``safe_embedding_lookup_sparse`` exist). ``import tensorflow.contrib.slim.nets`` (and any
 ``tensorflow.contrib.slim.<module>`` or TF 1.x's ``tensorflow.contrib.slim.python.slim.<module>``)
 resolves to the same ``tf_slim.<module>`` object, through `harness.compat.removed.SlimAliasFinder`.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import types
+from typing import Any
 
 import tf_slim
 
-from harness.compat import optimizers as _optimizers
 from harness.compat import slim_repairs
 from harness.compat.contrib import layers as _layers
 from harness.compat.removed import namespace_getattr
 
 slim_repairs.repair()
 
-#: Submodule imports below this module are answered by RemovedFinder (aliases of tf_slim's).
+#: Submodule imports below this module are answered by SlimAliasFinder (tf_slim's modules).
 __path__: list[str] = []
 
 _SKIPPED = {"absolute_import", "division", "print_function", "six"}
@@ -35,10 +36,14 @@ for _name in dir(tf_slim):
         continue  # TensorFlow modules tf_slim imported for itself (array_ops, ...)
     globals()[_name] = _value  # the names set below this loop win
 
-optimize_loss = _optimizers.optimize_loss
-adaptive_clipping_fn = _optimizers.adaptive_clipping_fn
-OPTIMIZER_CLS_NAMES = _optimizers.OPTIMIZER_CLS_NAMES
-OPTIMIZER_SUMMARIES = _optimizers.OPTIMIZER_SUMMARIES
-embed_sequence = _layers.embed_sequence
+for _name in _layers.__all__:  # contrib.layers' repaired and rewritten names win
+    globals()[_name] = getattr(_layers, _name)
 
-__getattr__ = namespace_getattr("contrib.slim", {})
+_removed_getattr = namespace_getattr("contrib.slim", {})
+
+
+def __getattr__(name: str) -> Any:
+    """A tf_slim submodule not imported yet (``slim.nets``), else `RemovedAPIError`."""
+    if not name.startswith("_") and importlib.util.find_spec(f"tf_slim.{name}") is not None:
+        return importlib.import_module(f"tf_slim.{name}")
+    return _removed_getattr(name)
