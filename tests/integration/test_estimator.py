@@ -239,3 +239,29 @@ def test_tf_estimator_names_resolve_to_the_facade():
     assert tf.estimator.train_and_evaluate is train_and_evaluate
     assert tf.estimator.LatestExporter is LatestExporter
     assert tf.contrib.learn.Estimator is Estimator
+
+
+def test_cluster_settings_are_checked_before_anything_starts(tmp_path, monkeypatch):
+    estimator = make_estimator(tmp_path)
+    train_spec, eval_spec = TrainSpec(train_input_fn, max_steps=5), EvalSpec(eval_input_fn)
+    with pytest.raises(ValueError, match=r"train.max_steps: set it in the code instead"):
+        train_and_evaluate(
+            estimator, train_spec, eval_spec, harness_config={"train": {"max_steps": 3}}
+        )
+    with pytest.raises(ValueError, match="TrainSpec.max_steps is None"):
+        train_and_evaluate(estimator, TrainSpec(train_input_fn), eval_spec, harness_config={})
+
+    class LockedHook(v1.train.SessionRunHook):
+        def __init__(self):
+            import threading
+
+            self.lock = threading.Lock()
+
+    unpicklable = TrainSpec(train_input_fn, max_steps=5, hooks=[LockedHook()])
+    with pytest.raises(ValueError, match="TrainSpec.hooks cannot be sent to the cluster's tasks"):
+        train_and_evaluate(estimator, unpicklable, eval_spec, harness_config={})
+    assert not (tmp_path / "run.json").exists()
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker"}}')
+    with pytest.raises(ValueError, match="the harness starts a cluster's tasks itself"):
+        train_and_evaluate(estimator, train_spec, eval_spec)
