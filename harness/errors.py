@@ -43,7 +43,9 @@ def user_location(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        frames = [f for f in traceback.extract_tb(current.__traceback__) if is_user_file(f.filename)]
+        frames = [
+            f for f in traceback.extract_tb(current.__traceback__) if is_user_file(f.filename)
+        ]
         if frames:
             frame = frames[-1]
             return f"{_short(frame.filename)}:{frame.lineno} in {frame.name}"

@@ -189,7 +189,11 @@ def test_evaluator_alongside_in_process_training(tmp_path):
 def test_model_errors_raise_user_code_error(tmp_path):
     job = job_for(tmp_path / "model", {"fail_in_eval": True})
     models.write_checkpoint(job.model_dir, {}, ANSWER, global_step=1)
-    with pytest.raises(UserCodeError, match="model_fn failed: ValueError: this model cannot"):
+    with pytest.raises(
+        UserCodeError,
+        match=r"model_fn failed in mode 'eval' at tests/integration/export_models\.py:\d+ in "
+        r"model_fn: ValueError: this model cannot",
+    ):
         run_evaluator(job, Reports(), threading.Event())
     missing = job.with_overrides(model_fn=f"{MODULE}:no_such_model_fn")
     with pytest.raises(UserCodeError, match="no attribute 'no_such_model_fn'"):
