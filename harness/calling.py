@@ -140,6 +140,9 @@ def call_model_fn(
         )
     result = model_fn(*args, **kwargs)
 
+    from harness.compat.tpu import to_estimator_spec
+
+    result = to_estimator_spec(result)  # a tf.contrib.tpu.TPUEstimatorSpec, as TF converted it
     if isinstance(result, (ModelFnOps, EstimatorSpec)):
         return result
     if isinstance(result, (tuple, list)) and len(result) == 3:

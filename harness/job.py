@@ -327,12 +327,9 @@ def import_function(
 
 
 def _install_compat() -> None:
-    try:  # TEMP until harness.compat lands
-        import harness.compat
-    except ModuleNotFoundError:
-        return
-    if hasattr(harness.compat, "install"):
-        harness.compat.install()
+    import harness.compat
+
+    harness.compat.install()
 
 
 def _format_errors(exc: ValidationError, origin: str) -> str:

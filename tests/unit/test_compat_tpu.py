@@ -115,3 +115,15 @@ def test_other_results_pass_through_and_cross_shard_is_the_optimizer():
     opt = v1.train.AdamOptimizer(0.1)
     assert tf.contrib.tpu.CrossShardOptimizer(opt) is opt
     assert CrossShardOptimizer(opt, reduction="sum") is opt
+
+
+def test_a_model_fn_returning_a_tpu_spec_is_called_and_converted_by_the_harness():
+    from harness.calling import call_model_fn
+
+    def bert_style_model_fn(features, labels, mode, params):
+        _, loss, train_op = _graph_parts()
+        return tf.contrib.tpu.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op)
+
+    with tf.Graph().as_default():
+        spec = call_model_fn(bert_style_model_fn, {"x": tf.ones([1])}, None, "train", {}, None)
+    assert isinstance(spec, EstimatorSpec) and spec.mode == "train"
