@@ -190,3 +190,59 @@ def test_validate_builds_the_eval_and_export_graphs_and_names_the_users_line(tmp
         "export graph: model_fn failed in mode 'infer' at tests/integration/serving_models.py"
         in result.stderr
     )
+
+
+REMOVED_AT_IMPORT = """
+import tensorflow.compat.v1 as tf
+
+rnn = tf.contrib.rnn
+
+
+def model_fn(features, labels, mode):
+    pass
+
+
+def input_fn():
+    pass
+"""
+
+REMOVED_IN_MODEL_FN = """
+import tensorflow.compat.v1 as tf
+
+
+def input_fn():
+    return {"x": tf.ones([4, 1])}, tf.ones([4, 1])
+
+
+def model_fn(features, labels, mode):
+    net = tf.contrib.layers.fully_connected(features["x"], 2)
+    return tf.contrib.seq2seq.BasicDecoder(net)
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "where", "api"),
+    [
+        (REMOVED_AT_IMPORT, r"\(at \S*removed\.py:4 in <module>\)", r"tf\.contrib\.rnn"),
+        (
+            REMOVED_IN_MODEL_FN,
+            r"mode 'train' at \S*removed\.py:11 in model_fn",
+            r"tf\.contrib\.seq2seq",
+        ),
+    ],
+)
+def test_validate_names_a_removed_api_and_its_replacement(tmp_path, source, where, api):
+    (tmp_path / "removed.py").write_text(source)
+    job = {
+        "name": "removed",
+        "model_fn": "removed:model_fn",
+        "input_fn": "removed:input_fn",
+        "model_dir": str(tmp_path / "model"),
+        "train": {"max_steps": 5},
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    result = harness("validate", str(path))
+    assert result.returncode == 2
+    assert re.search(where, result.stderr), result.stderr
+    assert re.search(api + r" was removed in TensorFlow 2; use \S+", result.stderr), result.stderr
