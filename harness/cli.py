@@ -152,9 +152,10 @@ def _load_job(path: str, import_tensorflow: bool = True) -> Any:
     job = JobSpec.from_yaml(path)
     legacy_keras.apply(job.keras)
     if import_tensorflow:
-        from harness.quiet import import_tensorflow_quietly
+        from harness.quiet import drop_unused_object_reports, import_tensorflow_quietly
 
         import_tensorflow_quietly()
+        drop_unused_object_reports()
     return job
 
 

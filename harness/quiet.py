@@ -9,6 +9,7 @@ restored). Task processes keep every line in their log files.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -33,3 +34,21 @@ def import_tensorflow_quietly() -> None:
         return
     with native_stderr_silenced():
         import tensorflow  # noqa: F401
+
+
+class _UnusedObjectFilter(logging.Filter):
+    """Drops TensorFlow's "Object was never used" reports (``tf_should_use``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Object was never used" not in record.getMessage()
+
+
+def drop_unused_object_reports() -> None:
+    """For commands that build graphs without running all of them (validate, evaluate, export).
+
+    TensorFlow logs an ERROR with a stack when an op such as ``SyncReplicasOptimizer``'s
+    ``report_uninitialized_variables`` is garbage-collected unrun. In a graph that is only
+    built to be checked, or built in EVAL/INFER mode by a model_fn that also builds its
+    train_op, that is expected, not a problem.
+    """
+    logging.getLogger("tensorflow").addFilter(_UnusedObjectFilter())

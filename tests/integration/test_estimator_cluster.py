@@ -124,9 +124,7 @@ def test_ray_job_submit_runs_train_and_evaluate(tmp_path, ray_head):  # noqa: F8
     command = [str(RAY_BIN), "job", "submit", "--submission-id=estimator-submit"]
     command += [f"--working-dir={workdir}", f"--runtime-env-json={json.dumps(runtime_env)}"]
     command += ["--", "python", "train.py", str(model_dir)]
-    done = subprocess.run(
-        command, env=ray_head.env, capture_output=True, text=True, timeout=240
-    )
+    done = subprocess.run(command, env=ray_head.env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     assert ray_head.job_status("estimator-submit") == "SUCCEEDED"
     run = json.loads((model_dir / "run.json").read_text())
