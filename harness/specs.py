@@ -154,3 +154,40 @@ class EvalSpec(
             start_delay_secs=start_delay_secs,
             throttle_secs=throttle_secs,
         )
+
+
+class WarmStartSettings(
+    collections.namedtuple(
+        "WarmStartSettings",
+        [
+            "ckpt_to_initialize_from",
+            "vars_to_warm_start",
+            "var_name_to_vocab_info",
+            "var_name_to_prev_var_name",
+        ],
+    )
+):
+    """``tf.estimator.WarmStartSettings``: what ``Estimator(warm_start_from=...)`` restores.
+
+    The fields are ``tf.compat.v1.train.warm_start``'s arguments; the Estimator applies them
+    after model_fn built the TRAIN graph's variables, as TF did.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        ckpt_to_initialize_from: str,
+        vars_to_warm_start: Any = ".*",
+        var_name_to_vocab_info: dict[str, Any] | None = None,
+        var_name_to_prev_var_name: dict[str, str] | None = None,
+    ) -> WarmStartSettings:
+        if not ckpt_to_initialize_from:
+            raise ValueError("`ckpt_to_initialize_from` MUST be set in WarmStartSettings")
+        return super().__new__(
+            cls,
+            ckpt_to_initialize_from,
+            vars_to_warm_start,
+            var_name_to_vocab_info or {},
+            var_name_to_prev_var_name or {},
+        )

@@ -265,3 +265,24 @@ def test_cluster_settings_are_checked_before_anything_starts(tmp_path, monkeypat
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker"}}')
     with pytest.raises(ValueError, match="the harness starts a cluster's tasks itself"):
         train_and_evaluate(estimator, train_spec, eval_spec)
+
+
+def test_warm_start_from_another_models_checkpoint(tmp_path):
+    import harness.compat  # noqa: F401  (tf.estimator.WarmStartSettings)
+
+    source = make_estimator(tmp_path / "source")
+    source.train(train_input_fn, steps=40)
+    learned = source.get_variable_value("w")
+    assert abs(float(learned.ravel()[0])) > 0.5
+    settings = tf.estimator.WarmStartSettings(str(tmp_path / "source"), vars_to_warm_start="w")
+    target = Estimator(
+        model_fn,
+        model_dir=str(tmp_path / "target"),
+        params={"learning_rate": 0.0},
+        warm_start_from=settings,
+    )
+    target.train(train_input_fn, steps=1)
+    np.testing.assert_allclose(target.get_variable_value("w"), learned)
+    assert float(target.get_variable_value("b")[0]) == 0.0, "b was not in vars_to_warm_start"
+    with pytest.raises(ValueError, match="ckpt_to_initialize_from"):
+        tf.estimator.WarmStartSettings("")

@@ -9,6 +9,8 @@ What resolves here (every name is looked up at access time, nothing is copied):
   ``LatestExporter``, ``FinalExporter``, ``BestExporter`` -> the same names in
   `harness.estimator` (an access before that module provides one raises `RemovedAPIError`
   saying so);
+- ``WarmStartSettings`` -> `harness.specs.WarmStartSettings`; ``VocabInfo`` ->
+  ``tf.compat.v1.train.VocabInfo``;
 - the session-run hooks TF exported here, from ``tf.compat.v1.train``;
 - the submodules ``export`` and ``inputs``.
 
@@ -67,6 +69,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RunConfig": ("harness.config", "RunConfig"),
     **{name: ("tensorflow.compat.v1.train", name) for name in HOOK_NAMES},
     **{name: ("harness.estimator", name) for name in ESTIMATOR_NAMES},
+    "WarmStartSettings": ("harness.specs", "WarmStartSettings"),
+    "VocabInfo": ("tensorflow.compat.v1.train", "VocabInfo"),
 }
 
 __getattr__ = namespace_getattr("estimator", _LAZY)
