@@ -60,7 +60,15 @@ def repair() -> None:
         _proxy(sys.modules[name], global_name, **tensors)
     _proxy(sys.modules["tf_slim.ops.variables"], "variable_scope", variable=tf.compat.v1.Variable)
     layers_module = sys.modules["tf_slim.layers.layers"]
-    if not isinstance(layers_module.normalization_layers, types.SimpleNamespace):
-        layers_module.normalization_layers = types.SimpleNamespace(
-            BatchNormalization=tf.compat.v1.layers.BatchNormalization
-        )
+    if not isinstance(layers_module.normalization_layers, _NormalizationLayers):
+        layers_module.normalization_layers = _NormalizationLayers()
+
+
+class _NormalizationLayers:
+    """``BatchNormalization`` looked up when ``batch_norm`` runs, not when tf_slim is repaired:
+    under Keras 3 (``keras: keras3``) ``tf.compat.v1.layers`` raises, and only code that
+    really calls ``batch_norm`` should see that."""
+
+    @property
+    def BatchNormalization(self) -> Any:  # noqa: N802 - the module attribute's name
+        return tf.compat.v1.layers.BatchNormalization
