@@ -114,10 +114,11 @@ def model_fn(features, labels, mode, params, config):
 
 
 def _token_trap(train_op, config):
-    """The chief consumes ten tokens per step; the workers produce one per step.
+    """The chief needs 1,000 tokens for a step; the workers produce one per step.
 
-    When the workers stop at max_steps, the chief blocks forever in its next dequeue: the
-    shape of SyncReplicasOptimizer's end-of-training hang, made deterministic.
+    The chief blocks in its first dequeue, whatever the load, while the workers train to
+    max_steps (< 1,000) and stop: the shape of SyncReplicasOptimizer's end-of-training hang,
+    made deterministic.
     """
     with tf.device("/job:ps/task:0"):
         tokens = v1.FIFOQueue(
@@ -125,7 +126,7 @@ def _token_trap(train_op, config):
         )
     if config.is_chief:
         with tf.control_dependencies([train_op]):
-            return tokens.dequeue_many(10).op  # needs more tokens than the workers make
+            return tokens.dequeue_many(1000).op  # more tokens than the workers ever make
     return tf.group(train_op, tokens.enqueue(1))
 
 
