@@ -28,6 +28,7 @@ from harness.calling import call_input_fn, call_model_fn
 from harness.config import RunConfig
 from harness.errors import user_location
 from harness.job import JobSpec
+from harness.legacy_keras import hint as keras_hint
 from harness.legacy_keras import reset_keras_state
 from harness.model_fn import ModeKeys
 from hooks import roles
@@ -91,7 +92,9 @@ def user_code(name: str, mode: str | None = None) -> Iterator[None]:
     except Exception as exc:
         where = user_location(exc)
         context = (f" in mode {mode!r}" if mode else "") + (f" at {where}" if where else "")
-        raise UserCodeError(f"{name} failed{context}: {type(exc).__name__}: {exc}") from exc
+        raise UserCodeError(
+            f"{name} failed{context}: {type(exc).__name__}: {exc}{keras_hint(exc)}"
+        ) from exc
 
 
 def call_user_fns(

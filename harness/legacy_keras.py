@@ -96,6 +96,16 @@ def describe(mode: str) -> str:
     return f"keras: Keras 3 ({version}, {ENV}=0); tf.compat.v1.layers need keras: legacy"
 
 
+def hint(exc: BaseException) -> str:
+    """A sentence to add to an error that Keras 3 raised for a TF 1.x layer, else ''."""
+    if "is not available with Keras 3" in str(exc):
+        return (
+            " tf.compat.v1.layers and rnn_cell need legacy Keras: remove `keras: keras3` from "
+            "the job file (the default is `keras: legacy`)."
+        )
+    return ""
+
+
 def reset_keras_state() -> None:
     """Before building another graph in this process: clear Keras 3's global state.
 

@@ -89,3 +89,9 @@ def test_importing_harness_defaults_to_legacy_keras():
     env["TF_USE_LEGACY_KERAS"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "0", out.stderr
+
+
+def test_a_keras3_layer_error_gets_the_fix():
+    exc = AttributeError("`dense` is not available with Keras 3.")
+    assert "remove `keras: keras3`" in legacy_keras.hint(exc)
+    assert legacy_keras.hint(ValueError("shapes differ")) == ""
