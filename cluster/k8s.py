@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from harness.job import JobSpec, JobSpecError
+from harness.job import TRAINER_ROLES, JobSpec, JobSpecError, gpus_for
 
 RAY_VERSION = "2.60.0"  # pyproject pins ray[default]==2.60.*; the image must match
 PROJECT_DIR = "/app"  # where k8s/Dockerfile puts the project (code of model_fn/input_fn)
@@ -172,8 +172,8 @@ def worker_groups(job: JobSpec) -> tuple[WorkerGroup, ...]:
     """
     counts = job.task_counts()
     res = job.resources
-    gpu_roles = tuple(r for r in ("chief", "worker") if r in counts and res.for_role(r).gpu > 0)
-    cpu_roles = tuple(r for r in ("chief", "worker") if r in counts and r not in gpu_roles)
+    gpu_roles = tuple(r for r in TRAINER_ROLES if r in counts and gpus_for(r, res.for_role(r)) > 0)
+    cpu_roles = tuple(r for r in TRAINER_ROLES if r in counts and r not in gpu_roles)
     cpu_roles += ("evaluator",) if "evaluator" in counts else ()  # CPU-only, like ps
     ps_roles = ("ps",) if "ps" in counts else ()
     groups = []
@@ -300,7 +300,7 @@ def _check_image(job: JobSpec, image: str | None) -> None:
             f"--image: not a container image reference (got {image!r}). Use REGISTRY/NAME:TAG, "
             f"for example {EXAMPLE_IMAGE}."
         )
-    gpu_roles = [r for r in ("chief", "worker") if job.resources.for_role(r).gpu > 0]
+    gpu_roles = [r for r in TRAINER_ROLES if gpus_for(r, job.resources.for_role(r)) > 0]
     if gpu_roles:
         raise JobSpecError(
             f"--image: the job asks for GPUs (resources.{gpu_roles[0]}.gpu="

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 
 from cluster.processes import join_paths
 from harness import legacy_keras
-from harness.job import JobSpec, JobSpecError
-
-TRAINER_ROLES = ("chief", "worker")
+from harness.job import TRAINER_ROLES, JobSpec, JobSpecError, gpus_for
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ def make_plan(
                 legacy_keras.ENV: legacy_keras.env_value(job.keras),
             }
             if visible_gpus is not None:
-                take = int(res.gpu) if role in TRAINER_ROLES else 0
+                take = int(gpus_for(role, res))
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids[:take])
                 gpu_ids = gpu_ids[take:]
             tasks.append(
@@ -133,7 +131,7 @@ def make_plan(
 def _check_local_gpus(job: JobSpec, available: int) -> None:
     needed = 0
     for role in TRAINER_ROLES:
-        gpu = job.resources.for_role(role).gpu
+        gpu = gpus_for(role, job.resources.for_role(role))
         if gpu and not float(gpu).is_integer():
             raise JobSpecError(
                 f"resources.{role}.gpu: the local backend gives whole GPUs to each task, got "

@@ -38,7 +38,7 @@ from typing import Any
 from cluster.handles import Inbox, JobFailed
 from cluster.plan import Plan, TaskPlan
 from cluster.ray_actor import TaskActor
-from harness.job import JobSpec, JobSpecError
+from harness.job import JobSpec, JobSpecError, takes_gpus
 
 ACTOR_DIED = -9  # exit code reported when the actor itself is gone (like a SIGKILLed process)
 ACTOR_CONCURRENCY = 4  # read (long poll), send and kill must run side by side
@@ -57,7 +57,7 @@ def bundle_for(task: TaskPlan) -> dict[str, float]:
     """The placement group bundle of one task: its CPUs, GPUs (chief and workers only) and
     memory; ps and evaluator bundles never hold a GPU."""
     bundle: dict[str, float] = {"CPU": task.cpu}
-    if task.gpu and task.is_trainer:
+    if task.gpu and takes_gpus(task.role):
         bundle["GPU"] = task.gpu
     if task.memory_mb:
         bundle["memory"] = float(task.memory_mb * 1024 * 1024)

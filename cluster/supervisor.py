@@ -40,7 +40,6 @@ class TaskState:
     handle: Any = None
     address: str | None = None
     server_started: bool = False
-    session_ready: bool = False
     done: bool = False
     exited: bool = False
     exit_code: int | None = None
@@ -131,7 +130,7 @@ class Supervisor:
             state.handle.kill()
             state.handle.wait_gone(timeout=10.0)
         state.handle = self.launcher.start(task, self.inbox)
-        state.address, state.server_started, state.session_ready = None, False, False
+        state.address, state.server_started = None, False
         state.done, state.exited, state.exit_code, state.error = False, False, None, None
         state.steps_before_restart += state.local_steps
         state.local_steps = 0
@@ -228,7 +227,6 @@ class Supervisor:
         elif name in ("session_ready", "progress", "done"):
             self._on_progress(key, state, event)
             if name == "session_ready":
-                state.session_ready = True
                 self.timings.setdefault(
                     f"session_ready_secs.{key}", round(self.clock() - self._t0, 3)
                 )

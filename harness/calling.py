@@ -77,7 +77,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import tensorflow as tf
@@ -104,6 +104,20 @@ def fn_args(fn: Callable) -> tuple[str, ...]:
         fn = fn.__call__  # A callable object: its bound __call__ (self is dropped below).
     parameters = inspect.signature(fn).parameters.values()
     return tuple(p.name for p in parameters if p.kind in _DECLARED_KINDS)
+
+
+def declared_kwargs(declared: Collection[str], /, **values: Any) -> dict[str, Any]:
+    """The keyword arguments of a call to a function that declares ``declared``.
+
+    Args:
+        declared: the names the function declares, usually ``fn_args(fn)``.
+        **values: every argument the caller could pass, by name.
+
+    Returns:
+        The ``values`` whose names are in ``declared``, in the order given; the others are
+        dropped (the function did not ask for them).
+    """
+    return {name: value for name, value in values.items() if name in declared}
 
 
 def call_model_fn(
@@ -273,12 +287,7 @@ def call_logit_fn(logit_fn: Callable, features: Any, mode: str, params: Any, con
     Raises:
         ValueError: logit_fn returned anything else.
     """
-    declared = fn_args(logit_fn)
-    kwargs = {
-        name: value
-        for name, value in (("mode", mode), ("params", params), ("config", config))
-        if name in declared
-    }
+    kwargs = declared_kwargs(fn_args(logit_fn), mode=mode, params=params, config=config)
     result = logit_fn(features=features, **kwargs)
     valid_dict = isinstance(result, dict) and all(
         isinstance(key, str) and isinstance(value, tf.Tensor) for key, value in result.items()
@@ -312,14 +321,9 @@ def call_input_fn(input_fn: Callable, mode: str, params: Any, config: Any) -> tu
     Raises:
         ValueError: input_fn returned something else.
     """
-    declared = fn_args(input_fn)
-    kwargs: dict[str, Any] = {}
-    if "mode" in declared:
-        kwargs["mode"] = mode
-    if "params" in declared:
-        kwargs["params"] = {} if params is None else params
-    if "config" in declared:
-        kwargs["config"] = config
+    kwargs = declared_kwargs(
+        fn_args(input_fn), mode=mode, params={} if params is None else params, config=config
+    )
     with tf.device("/cpu:0"):
         result = input_fn(**kwargs)
         if isinstance(result, tf.data.Dataset):

@@ -37,8 +37,6 @@ from typing import Any
 
 import tensorflow as tf
 
-TRAINER_ROLES = ("chief", "worker")
-
 
 def device_filters(task_type: str | None, task_id: int, has_ps: bool = True) -> list[str]:
     """Estimator's default device filters for a task (empty for evaluator / no cluster).

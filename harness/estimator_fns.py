@@ -217,9 +217,11 @@ def _call_input_fn(name: str, mode: str, config: Any) -> Any:
 
 def call_declared(fn: Callable[..., Any], declared: Sequence[str], **values: Any) -> Any:
     """``fn`` called with the ``values`` it declares (params None becomes ``{}``, as TF did)."""
+    from harness.calling import declared_kwargs
+
     if values.get("params") is None:
         values["params"] = {}
-    return fn(**{name: value for name, value in values.items() if name in declared})
+    return fn(**declared_kwargs(declared, **values))
 
 
 def bind_input_fn(input_fn: Callable[..., Any], params: Any) -> Callable[..., Any]:

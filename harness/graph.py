@@ -43,12 +43,10 @@ class UserCodeError(Exception):
 @dataclass
 class TrainGraph:
     graph: tf.Graph
-    global_step: tf.Variable
     loss: tf.Tensor
     train_op: tf.Operation
     scaffold: v1.train.Scaffold
     role_hooks: roles.RoleHooks
-    model_fn_ops: Any
 
 
 def device_function(config: RunConfig) -> Any:
@@ -144,7 +142,7 @@ def build_train_graph(
             trainer_defaults=trainer_hooks,
             make_checkpoint_hook=lambda: _checkpoint_hook(job, scaffold),
         )
-    return TrainGraph(graph, global_step, loss, train_op, scaffold, role_hooks, ops)
+    return TrainGraph(graph, loss, train_op, scaffold, role_hooks)
 
 
 def _check_train_ops(ops: Any) -> tuple[tf.Tensor, tf.Operation]:

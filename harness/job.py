@@ -32,7 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 _FN_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-ROLES = ("chief", "worker", "ps")
 
 
 class JobSpecError(ValueError):
@@ -51,6 +50,25 @@ class ClusterSpecConfig(_Strict):
     evaluator: int = Field(0, ge=0, le=1)
 
 
+TRAINER_ROLES: tuple[str, ...] = ("chief", "worker")
+"""The roles that run the training loop (``model_fn`` in TRAIN mode)."""
+
+
+def takes_gpus(role: str) -> bool:
+    """Whether tasks of ``role`` may hold GPUs: the trainers only (chief and workers).
+
+    ps tasks only host variables and the evaluator runs on CPU: neither gets a GPU on any
+    backend. This is the one statement of that rule; the job's validation, the local plan's
+    ``CUDA_VISIBLE_DEVICES``, Ray's bundles and the Kubernetes worker groups all ask it.
+    """
+    return role in TRAINER_ROLES
+
+
+def gpus_for(role: str, resources: RoleResources) -> float:
+    """The GPUs one task of ``role`` gets: ``resources.gpu`` for a trainer, 0 for any other role."""
+    return resources.gpu if takes_gpus(role) else 0.0
+
+
 class RoleResources(_Strict):
     """What one task of a role needs: logical CPUs, GPUs and, optionally, memory in MiB."""
 
@@ -60,23 +78,27 @@ class RoleResources(_Strict):
 
 
 class CpuOnlyResources(RoleResources):
-    """Resources of a role that never takes a GPU; ``why`` says so in the error."""
+    """Resources of ``role``, which ``takes_gpus`` says never takes a GPU; ``why`` says so in
+    the error."""
 
-    why: ClassVar[str] = "this role runs on CPU"
+    role: ClassVar[str]
+    why: ClassVar[str]
 
     @field_validator("gpu")
     @classmethod
     def _no_gpu(cls, value: float) -> float:
-        if value:
+        if value and not takes_gpus(cls.role):
             raise ValueError(f"{cls.why} and must not take GPUs; set it to 0")
         return value
 
 
 class PsResources(CpuOnlyResources):
+    role: ClassVar[str] = "ps"
     why: ClassVar[str] = "ps tasks only host variables"
 
 
 class EvaluatorResources(CpuOnlyResources):
+    role: ClassVar[str] = "evaluator"
     why: ClassVar[str] = "the evaluator runs on CPU (the GPUs are for the trainers)"
 
 

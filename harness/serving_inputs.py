@@ -39,7 +39,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness.calling import call_input_fn, fn_args
+from harness.calling import call_input_fn, declared_kwargs, fn_args
 from harness.config import RunConfig
 from harness.errors import user_location
 from harness.export_output import (
@@ -194,9 +194,7 @@ def _op_name(key: str) -> str:
 def custom_serving_inputs(job: JobSpec, config: RunConfig, fn: Any = None) -> ServingInputs:
     try:
         fn = fn or job.resolve("serving_input_fn")
-        declared = fn_args(fn)
-        kwargs = {"params": job.params or {}, "config": config}
-        result = fn(**{name: value for name, value in kwargs.items() if name in declared})
+        result = fn(**declared_kwargs(fn_args(fn), params=job.params or {}, config=config))
     except Exception as exc:
         where = user_location(exc)
         raise UserCodeError(

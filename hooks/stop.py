@@ -36,7 +36,6 @@ class StopSignalHook(tf.compat.v1.train.SessionRunHook):
     def __init__(self, stop_event: threading.Event, unblock_after_secs: float = 2.0) -> None:
         self._stop_event = stop_event
         self._unblock_after = unblock_after_secs
-        self.unblocked = False
 
     def begin(self) -> None:
         graph = tf.compat.v1.get_default_graph()
@@ -48,7 +47,6 @@ class StopSignalHook(tf.compat.v1.train.SessionRunHook):
                         tf.raw_ops.QueueCloseV2(handle=op.outputs[0], cancel_pending_enqueues=True)
                     )
         self._in_run = False
-        self.unblocked = False
 
     def after_create_session(self, session: Any, coord: Any) -> None:
         self._session = session
@@ -75,7 +73,6 @@ class StopSignalHook(tf.compat.v1.train.SessionRunHook):
             self._unblock_after,
             len(self._close_ops),
         )
-        self.unblocked = True
         try:
             self._session.run(self._close_ops)
         except Exception as exc:  # noqa: BLE001 - the supervisor kills the task if this fails

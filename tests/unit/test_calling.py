@@ -7,7 +7,7 @@ import re
 import pytest
 import tensorflow as tf
 
-from harness.calling import call_input_fn, call_model_fn, fn_args
+from harness.calling import call_input_fn, call_model_fn, declared_kwargs, fn_args
 from harness.estimator_spec import EstimatorSpec
 from harness.model_fn import ModeKeys, ModelFnOps
 
@@ -75,6 +75,15 @@ def test_fn_args_see_through_functools_wraps():
         return fn(*args, **kwargs)
 
     assert fn_args(wrapper) == ("features", "labels")
+
+
+def test_declared_kwargs_keep_only_the_declared_names_in_the_order_given():
+    def fn(config, mode):
+        pass
+
+    kwargs = declared_kwargs(fn_args(fn), mode=TRAIN, params=PARAMS, config=CONFIG)
+    assert list(kwargs) == ["mode", "config"]
+    assert kwargs == {"mode": TRAIN, "config": CONFIG}
 
 
 # --- call_model_fn: arguments ------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.job import JobSpec, JobSpecError
+from harness.job import JobSpec, JobSpecError, RoleResources, gpus_for, takes_gpus
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,6 +112,16 @@ def test_bad_function_path_format(tmp_path):
 def test_ps_may_not_take_gpus(tmp_path):
     message = error_of(tmp_path, MINIMAL + "resources: {ps: {cpu: 1, gpu: 1}}\n")
     assert "resources.ps.gpu: ps tasks only host variables and must not take GPUs" in message
+
+
+def test_only_trainers_take_gpus():
+    assert [role for role in ("chief", "worker", "ps", "evaluator") if takes_gpus(role)] == [
+        "chief",
+        "worker",
+    ]
+    two = RoleResources(gpu=2)
+    assert gpus_for("chief", two) == gpus_for("worker", two) == 2
+    assert gpus_for("ps", two) == gpus_for("evaluator", two) == 0
 
 
 def test_invalid_name(tmp_path):
