@@ -234,11 +234,16 @@ def test_a_signal_stops_every_task_whatever_was_inherited(tmp_path, signum, inhe
         preexec_fn=lambda: signal.signal(signum, inherited),
     )
     assert proc.stdout is not None
-    for line in proc.stdout:  # wait until training runs
-        if "[harness] step" in line and "step 0/" not in line:
-            break
-    os.kill(proc.pid, signum)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        for line in proc.stdout:  # wait until training runs
+            if "[harness] step" in line and "step 0/" not in line:
+                break
+        os.kill(proc.pid, signum)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # the signal was ignored: do not leave the job running
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, out[-3000:]
     assert f"interrupted by the user ({signal.Signals(signum).name})" in out
     assert not leftover_task_processes(tmp_path / "model")
