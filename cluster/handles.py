@@ -19,7 +19,15 @@ from harness import protocol
 
 
 class JobFailed(RuntimeError):
-    """The job failed; the message names the task and the cause."""
+    """The job failed; the message names the task and the cause.
+
+    ``user_error`` is True when the cause is the user's code or data (``cluster.policy``),
+    which ``harness run`` reports with exit status 2.
+    """
+
+    def __init__(self, message: str, user_error: bool = False) -> None:
+        super().__init__(message)
+        self.user_error = user_error
 
 
 class TaskHandle(Protocol):

@@ -6,8 +6,13 @@ Per role, as TF's between-graph replication needs it:
 - chief dies       -> restart the chief; it restores the latest checkpoint from model_dir;
 - ps dies          -> restart the whole cluster; the chief restores the latest checkpoint
                       (the variables held by the lost ps are gone for every task);
-- a user error     -> fail at once, never retried (model_fn/input_fn raised, invalid
-                      ModelFnOps, NaN loss): a restart would fail the same way;
+- a user error     -> fail at once, never retried: a restart would fail the same way. The
+                      task reports it (exit code 2, ``user_error``): model_fn/input_fn
+                      raised, invalid ModelFnOps, NaN loss, a user hook raised (begin,
+                      after_create_session, before_run, after_run, end), an op created in
+                      the user's code failed at the first step (InvalidArgumentError), the
+                      checkpoint in model_dir does not fit the graph; ``harness run`` then
+                      exits 2, as for invalid input;
 - after the chief has finished its training loop (the job has succeeded), a task ending
   badly no longer matters;
 - the evaluator never fails the training: it is restarted (up to ``max_failures`` times,
@@ -33,6 +38,8 @@ class Decision(enum.Enum):
 
 @dataclass(frozen=True)
 class TaskFailure:
+    """A task that ended unexpectedly; ``user_error``: it reported an error of the user's."""
+
     role: str
     index: int
     exit_code: int | None

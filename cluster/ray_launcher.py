@@ -6,7 +6,8 @@ module only knows how to start a task on a Ray cluster:
 - ``RayLauncher(job, address)`` connects to Ray: to ``address`` or ``RAY_ADDRESS`` when given
   (inside ``ray job submit`` that is the job's cluster), to a Ray this process is already
   connected to, or else to a fresh embedded local Ray that declares enough logical CPUs for
-  the job. Only an embedded Ray is shut down by ``close()``.
+  the job (with a warning when that is more than the machine has). Only an embedded Ray is
+  shut down by ``close()``.
 - On the first ``start`` it reserves one placement group with a bundle per task, in plan
   order (``{"CPU": cpu, "GPU": gpu, "memory": bytes}``; only chief and worker bundles take
   GPUs), with the job's ``placement.strategy``. If it cannot be placed within
@@ -64,10 +65,30 @@ def bundle_for(task: TaskPlan) -> dict[str, float]:
     return bundle
 
 
+def _requested_cpus(job: JobSpec) -> int:
+    total = sum(job.resources.for_role(role).cpu * n for role, n in job.task_counts().items())
+    return math.ceil(total - 1e-9)
+
+
 def embedded_num_cpus(job: JobSpec) -> int:
     """Logical CPUs an embedded Ray declares: the machine's cores, or what the job asks for."""
-    total = sum(job.resources.for_role(role).cpu * n for role, n in job.task_counts().items())
-    return max(os.cpu_count() or 1, math.ceil(total - 1e-9))
+    return max(os.cpu_count() or 1, _requested_cpus(job))
+
+
+def oversubscription_warning(job: JobSpec, machine_cpus: int | None = None) -> str | None:
+    """One line when an embedded Ray for ``job`` declares more CPUs than the machine has.
+
+    ``machine_cpus`` defaults to ``os.cpu_count()``. None when the job's resources fit.
+    """
+    machine = machine_cpus or os.cpu_count() or 1
+    declared = max(machine, _requested_cpus(job))
+    if declared <= machine:
+        return None
+    return (
+        f"harness: warning: the job's resources ask for {declared} CPUs in all and this machine "
+        f"has {machine}; the embedded Ray declares {declared} logical CPUs, so the tasks share "
+        f"{machine} cores (lower resources.<role>.cpu, or pass --address of a larger cluster)"
+    )
 
 
 def describe_ray_plan(plan: Plan) -> str:
@@ -246,17 +267,23 @@ class RayLauncher:
         self._connect(address)
 
     def _connect(self, address: str | None) -> None:
-        """Attach to Ray (see the module docstring), keeping the caller's SIGTERM handler.
+        """Attach to Ray (see the module docstring), keeping the caller's signal handlers.
 
         ``ray.init`` replaces the SIGTERM handler (and Ray's C++ core then aborts the
-        process on SIGTERM); ``harness run`` turns SIGTERM (``ray job stop``, ``kill``) into
-        an orderly interrupt, so a handler installed by the caller is put back.
+        process on SIGTERM); ``harness run`` turns SIGINT, SIGTERM (``ray job stop``,
+        ``kill``) and SIGHUP into an orderly interrupt, so the Python handlers the caller
+        installed for them are put back. An embedded Ray that declares more CPUs than the
+        machine has (the job's resources ask for them) prints a one-line warning to stderr.
         """
         ray = self._ray
         if ray.is_initialized():
             return
         in_main_thread = threading.current_thread() is threading.main_thread()
-        sigterm = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+        handlers = {}
+        if in_main_thread:
+            for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+                if hasattr(signal, name):
+                    handlers[getattr(signal, name)] = signal.getsignal(getattr(signal, name))
         address = address or os.environ.get("RAY_ADDRESS")
         if address:
             try:
@@ -264,6 +291,9 @@ class RayLauncher:
             except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
                 raise JobSpecError(_connect_error(address, exc)) from exc
         else:
+            warning = oversubscription_warning(self.job)
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
             ray.init(
                 address="local",
                 num_cpus=embedded_num_cpus(self.job),
@@ -271,8 +301,9 @@ class RayLauncher:
                 logging_level="WARNING",
             )
             self.started_ray = True
-        if callable(sigterm):
-            signal.signal(signal.SIGTERM, sigterm)
+        for signum, handler in handlers.items():
+            if callable(handler) and signal.getsignal(signum) is not handler:
+                signal.signal(signum, handler)
 
     # ---- placement -----------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ Ray actor) and hands back a ``TaskHandle``; everything else is decided here:
    the chief without ps) are told to stop; then every task has exited. Success means the
    chief finished its training loop.
 4. Failures go through ``cluster.policy.decide``: restart the task, restart the cluster, or
-   fail with the task's role, index and last traceback lines.
+   fail with the task's role, index, the error's type, text and user frame (the task's
+   one-line ``message``) and its last traceback lines. run.json's ``user_error`` says whether
+   the job failed because of the user's code or data.
 5. Whatever happens (success, failure, Ctrl-C), ``teardown`` kills what is left.
 """
 
@@ -85,21 +87,22 @@ class Supervisor:
 
     def run(self) -> dict[str, Any]:
         """Run the job to the end; returns the run summary (also written to run.json)."""
-        status, error = "failed", None
+        status, error, user_error = "failed", None, False
         try:
             self._start_cluster()
             self._monitor()
             status = "succeeded"
         except JobFailed as exc:
-            error = str(exc)
-        except KeyboardInterrupt:
-            status, error = "interrupted", "interrupted by the user (SIGINT/SIGTERM)"
+            error, user_error = str(exc), exc.user_error
+        except KeyboardInterrupt as exc:
+            how = str(exc) or "SIGINT/SIGTERM/SIGHUP"
+            status, error = "interrupted", f"interrupted by the user ({how})"
         finally:
             teardown_start = self.clock()
             self.teardown()
             self.timings["teardown_secs"] = round(self.clock() - teardown_start, 3)
             self.timings["total_secs"] = round(self.clock() - self._t0, 3)
-        summary = self.summary(status, error)
+        summary = self.summary(status, error, user_error)
         self._write_run_json(summary)
         return summary
 
@@ -347,7 +350,9 @@ class Supervisor:
                 self.console.info(f"{key} exited with code {code}; training goes on without it")
             return
         if decision is policy.Decision.FAIL:
-            raise JobFailed(self._failure_message(key, state, failure))
+            raise JobFailed(
+                self._failure_message(key, state, failure), user_error=failure.user_error
+            )
         if role == "evaluator":
             self.evaluator_failures += 1
             self.console.info(f"{key} exited with code {code}; restarting it (training goes on)")
@@ -389,13 +394,15 @@ class Supervisor:
             )
         else:
             head = f"{key} exited with code {failure.exit_code}"
+        message = (state.error or {}).get("message")
+        head = f"{head}: {message}" if message else f"{head}:"
         if state.error:
-            detail = state.error.get("traceback") or state.error.get("message", "")
+            detail = state.error.get("traceback") or ""
         else:
             detail = "\n".join(self.inbox.tails.get(key, ()))
         lines = [line for line in detail.strip().splitlines() if line.strip()][-12:]
-        body = "\n".join("    " + line for line in lines)
-        return f"{head}:\n{body}\n  full log: {self.console.log_path(key)}"
+        body = "".join("\n    " + line for line in lines)
+        return f"{head}{body}\n  full log: {self.console.log_path(key)}"
 
     # ---- stall watchdog ------------------------------------------------------------------
 
@@ -412,12 +419,13 @@ class Supervisor:
         for state in self.states.values():
             if not state.exited:
                 state.handle.send(protocol.encode_command("dump_stacks"))
-        time.sleep(1.5)
+        time.sleep(1.5)  # the stacks, and each trainer's latest step (harness.task)
         while (message := self.inbox.get(timeout=0.1)) is not None:
             self._handle(message, starting=False)
+        reached = max([self.global_step, *(s.global_step for s in self.states.values())])
         raise JobFailed(
             f"the global step has not advanced for {timeout:g} s (failure.stall_timeout_secs); "
-            f"stuck at step {self.global_step}. Stalled tasks: {', '.join(stalled) or 'none reported'}. "
+            f"stuck at step {reached}. Stalled tasks: {', '.join(stalled) or 'none reported'}. "
             f"Each task's Python stacks are printed above and in {self.console.log_dir}/."
         )
 
@@ -433,11 +441,13 @@ class Supervisor:
         for state in self.states.values():
             state.exited = True
 
-    def summary(self, status: str, error: str | None) -> dict[str, Any]:
+    def summary(self, status: str, error: str | None, user_error: bool = False) -> dict[str, Any]:
+        """run.json's content. ``user_error``: the job failed because of the user's code."""
         return {
             "job": self.job.name,
             "status": status,
             "error": error,
+            "user_error": user_error,
             "backend": self.plan.backend,
             "final_global_step": self.final_global_step if self.chief_done else self.global_step,
             "max_steps": self.job.train.max_steps,

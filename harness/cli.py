@@ -1,7 +1,11 @@
 """The ``harness`` command line: validate, run, render, evaluate, export.
 
-Exit status: 0 when the command (the job, for ``run``) succeeded; 1 when the job failed;
-2 for invalid input (job file, model_fn, flags); 130 when interrupted.
+Exit status: 0 when the command (the job, for ``run``) succeeded; 1 when the job failed
+(infrastructure, failure.max_failures used up, a stall); 2 for invalid input (job file,
+model_fn, flags, model_dir) and for a job that failed because of the user's code or data
+(model_fn/input_fn/hooks raising, an op of the user's failing at the first step, a
+checkpoint that does not fit the graph, NaN loss); 130 when interrupted (SIGINT, SIGTERM or
+SIGHUP to ``harness run``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+
+# The signals that stop a running job (every task is stopped, then exit 130).
+INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class Interrupted(KeyboardInterrupt):
+    """``harness run`` received one of ``INTERRUPT_SIGNALS``; the text is the signal's name."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     except JobSpecError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         code = EXIT_INVALID
+    except KeyboardInterrupt as exc:  # before the job started, or after it ended
+        print(f"harness: interrupted ({exc or 'SIGINT'})", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     sys.exit(code)
 
 
@@ -181,6 +195,8 @@ def _export(args: Any) -> int:
 
 
 def _run(args: Any) -> int:
+    if not args.dry_run:
+        install_interrupt_handlers()
     job = _load_job(args.job, import_tensorflow=not args.dry_run)
     if args.dry_run:
         from harness.run import dry_run
@@ -190,13 +206,14 @@ def _run(args: Any) -> int:
     from harness.run import run_job
 
     job.resolve_functions()
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)
     if summary["status"] == "succeeded":
         print(f"harness: job {job.name} succeeded at global step {summary['final_global_step']}")
         return EXIT_OK
     print(f"harness: job {job.name} {summary['status']}: {summary['error']}", file=sys.stderr)
-    return EXIT_INTERRUPTED if summary["status"] == "interrupted" else EXIT_FAILED
+    if summary["status"] == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_INVALID if summary.get("user_error") else EXIT_FAILED
 
 
 def _render(args: Any) -> int:
@@ -224,5 +241,32 @@ def _render(args: Any) -> int:
     return EXIT_OK
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+_interrupted = False
+
+
+def install_interrupt_handlers() -> None:
+    """Make SIGINT, SIGTERM and SIGHUP stop the job, whatever this process inherited.
+
+    A script that starts ``harness run ... &`` hands it SIGINT ignored, and Python then
+    installs no KeyboardInterrupt handler: a SIGINT was ignored and the job ran on. Each of
+    these signals now raises ``Interrupted`` in the main thread; the supervisor stops every
+    task and ``harness run`` exits 130. One exception: SIGHUP inherited as ignored stays
+    ignored, because that is what ``nohup`` asks for (the job survives the end of the
+    terminal session). Signals after the first are ignored, so that the teardown they
+    started is not cut short (it is bounded by the launchers' kill timeouts).
+    """
+    for name in INTERRUPT_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:  # SIGHUP does not exist everywhere
+            continue
+        if name == "SIGHUP" and signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        signal.signal(signum, _raise_interrupted)
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    global _interrupted
+    if _interrupted:
+        return
+    _interrupted = True
+    raise Interrupted(signal.Signals(signum).name)

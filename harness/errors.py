@@ -1,17 +1,54 @@
-"""Where in the user's code an exception came from (pure Python: no TensorFlow import).
+"""Where in the user's code an exception came from, and the errors that are the user's
+(pure Python: no TensorFlow import).
 
 Errors raised inside a user's model_fn often surface deep in TensorFlow (a shape check in
 ``tf.matmul``). What the user needs is the last frame of their own code: ``model.py:42 in
 model_fn``. A frame is "the harness's or a library's" when its file lies under this package,
 under the ``cluster``/``hooks`` packages next to it, or in an installed package (site-packages,
 dist-packages) or the standard library; every other frame is the user's.
+
+TensorFlow's runtime errors (``OpError``) from ``session.run`` carry no user frame in their
+Python traceback: the failing op's creation stack (``exc.op.traceback``, graph mode) does, and
+``op_user_location`` reads it. ``describe`` turns any exception into the one line a user reads
+first: its type, its text without TensorFlow's node listings, and the user's frame.
+
+``UserCodeError`` and its subclasses are the errors a restart cannot fix: the task reports
+them as ``user_error`` and the failure policy fails the job at once.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sysconfig
 import traceback
+from typing import Any
+
+
+class UserCodeError(Exception):
+    """model_fn, input_fn, a user hook or what they returned is wrong: retrying cannot help."""
+
+
+class UserHookError(UserCodeError):
+    """A SessionRunHook of the model_fn's ``training_hooks``/``training_chief_hooks`` raised.
+
+    ``hook`` is ``Class.method`` (e.g. ``MyHook.after_run``); the message names it, the
+    user's frame and the original exception's type and text (also kept as ``__cause__``).
+    """
+
+    def __init__(self, message: str, hook: str) -> None:
+        super().__init__(message)
+        self.hook = hook
+
+
+class UserGraphError(UserCodeError):
+    """An op created in the user's code failed at the first training step (say, a reshape to
+    a shape the data does not have): every restart would fail the same way."""
+
+
+class CheckpointMismatchError(UserCodeError):
+    """The checkpoint in model_dir does not fit the graph (a missing key, another shape)."""
+
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PROJECT = os.path.dirname(_HERE)
@@ -53,6 +90,56 @@ def user_location(exc: BaseException) -> str | None:
     return None
 
 
+def op_user_location(op: Any) -> str | None:
+    """``file:line in function`` of the innermost user frame where ``op`` was created, or None.
+
+    ``op`` is a TensorFlow ``Operation`` (its ``traceback`` is a sequence of frames with
+    ``filename``, ``lineno`` and ``name``, or of ``(filename, lineno, name, line)`` tuples);
+    None, or an op without a user frame, gives None.
+    """
+    frames = getattr(op, "traceback", None) if op is not None else None
+    found = None
+    for frame in frames or ():
+        if isinstance(frame, tuple):
+            filename, lineno, name = frame[0], frame[1], frame[2]
+        else:
+            filename, lineno, name = frame.filename, frame.lineno, frame.name
+        if is_user_file(filename):
+            found = f"{_short(filename)}:{lineno} in {name}"
+    return found
+
+
+# Lines of a TensorFlow runtime error message that list where the node is, not what failed.
+_TF_NOISE = re.compile(
+    r"^(Graph execution error:|Detected at node .* defined at|File \"|Node: '|\[\[)"
+)
+
+
+def error_text(exc: BaseException) -> str:
+    """The text of ``exc`` on one line: for a TensorFlow OpError, its message without the
+    node listings ("Detected at node ...", "[[{{node ...}}]]") and the creation stack that its
+    ``str`` appends; for anything else ``str(exc)``, lines joined with spaces."""
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str) or getattr(exc, "error_code", None) is None:
+        message = str(exc)
+    lines = [line.strip() for line in message.splitlines()]
+    kept = [line for line in lines if line and not _TF_NOISE.match(line)]
+    return " ".join(kept) or type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the final error: ``Type: text (at file:line in function)``.
+
+    A ``UserCodeError`` already says where and what (its cause's type and text), so its own
+    text is used as it is. For other errors the user's frame is the failing op's creation
+    site when ``exc`` is a TensorFlow error, else the innermost user frame of the traceback.
+    """
+    if isinstance(exc, UserCodeError):
+        return str(exc)
+    where = op_user_location(getattr(exc, "op", None)) or user_location(exc)
+    return f"{type(exc).__name__}: {error_text(exc)}" + (f" (at {where})" if where else "")
+
+
 def _short(filename: str) -> str:
     """A path relative to the current directory when it lies below it."""
     path = os.path.abspath(filename)
@@ -60,4 +147,14 @@ def _short(filename: str) -> str:
     return path[len(cwd) :] if path.startswith(cwd) else path
 
 
-__all__ = ["is_user_file", "user_location"]
+__all__ = [
+    "CheckpointMismatchError",
+    "UserCodeError",
+    "UserGraphError",
+    "UserHookError",
+    "describe",
+    "error_text",
+    "is_user_file",
+    "op_user_location",
+    "user_location",
+]

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from harness.calling import call_input_fn, call_model_fn
 from harness.config import RunConfig
-from harness.errors import user_location
+from harness.errors import UserCodeError, user_location
 from harness.job import JobSpec
 from harness.legacy_keras import hint as keras_hint
 from harness.legacy_keras import reset_keras_state
@@ -34,10 +34,6 @@ from harness.model_fn import ModeKeys
 from hooks import roles
 
 v1 = tf.compat.v1
-
-
-class UserCodeError(Exception):
-    """model_fn, input_fn or what they returned is wrong: retrying cannot help."""
 
 
 @dataclass

@@ -257,12 +257,21 @@ class JobSpec(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> JobSpec:
-        """Read and validate a job YAML. Relative model_dir is taken from the current directory."""
+        """Read and validate a job YAML. Relative model_dir is taken from the current directory.
+
+        Raises JobSpecError, naming the path, for a file that cannot be read, is not UTF-8
+        text, is not YAML or does not describe a valid job.
+        """
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise JobSpecError(f"{path}: cannot read the job file: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise JobSpecError(
+                f"{path}: not a text (UTF-8) file: byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}; a job file is YAML"
+            ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

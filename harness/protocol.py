@@ -19,22 +19,26 @@ Events (``{"event": NAME, ...}``):
   restored; worker: the chief's init is visible).
 - ``progress``     {global_step, local_steps, loss}: sent about twice a second by trainers.
 - ``done``         {global_step, local_steps, loss}: the trainer's training loop ended normally.
-- ``user_error``   {message, traceback}: model_fn/input_fn/ModelFnOps are wrong; never retried
-  (exit code ``EXIT_USER_ERROR``).
+- ``user_error``   {message, traceback}: model_fn/input_fn/ModelFnOps are wrong, a user hook
+  raised, an op of the user's failed at the first step, the checkpoint does not fit the
+  graph, a NaN loss; never retried (exit code ``EXIT_USER_ERROR``).
 - ``error``        {message, traceback}: anything else; the failure policy decides.
+  In both, ``message`` is one line: the exception's type and text and the user's frame.
 
 Commands (``{"cmd": NAME, ...}``):
 
 - ``cluster``  {cluster}: the full TF cluster (``{"chief": ["host:port"], ...}``); the task
   binds the address listed for itself and starts its server.
 - ``stop``     {}: finish now: trainers stop after the current step, variable hosts exit.
-- ``dump_stacks`` {}: print every thread's Python stack to stderr (stall diagnosis).
+- ``dump_stacks`` {}: print every thread's Python stack to stderr (stall diagnosis); a trainer
+  then sends a ``progress`` event with the latest step it finished.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 from typing import Any, TextIO
 
 MARKER = "@@harness@@ "
@@ -85,9 +89,13 @@ class EventWriter:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.__stdout__
+        self._lock = threading.Lock()
 
     def __call__(self, event: str, **fields: Any) -> None:
+        """Write one event; safe to call from several threads."""
         # One write, starting on a fresh line: a pipe write of this size is atomic, so no
         # other output can cut the event in two.
-        self._stream.write("\n" + encode_event(event, **fields) + "\n")
-        self._stream.flush()
+        line = "\n" + encode_event(event, **fields) + "\n"
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 from harness.job import JobSpec, JobSpecError
@@ -15,10 +16,15 @@ def run_job(
     quiet: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``job`` to the end with the given backend; returns run.json's content."""
+    """Run ``job`` to the end with the given backend; returns run.json's content.
+
+    Raises JobSpecError, before anything starts, when model_dir cannot be used
+    (``check_model_dir``).
+    """
     from cluster.console import Console
     from cluster.supervisor import Supervisor
 
+    check_model_dir(job.model_dir)
     console = Console(os.path.join(job.model_dir, "logs"), job.train.max_steps, quiet_tasks=quiet)
     saved_step = latest_checkpoint_step(job.model_dir)
     if saved_step is not None and saved_step >= job.train.max_steps:
@@ -39,6 +45,33 @@ def run_job(
     finally:
         launcher.close()
         console.close()
+
+
+def check_model_dir(model_dir: str) -> None:
+    """Create ``model_dir`` if it is missing and check that a file can be written in it.
+
+    Raises JobSpecError naming the path when it, or a folder above it, is a file, or when it
+    cannot be created or written (read-only, no permission). Writability is tested by
+    creating and removing a file, not by permission bits, which root ignores.
+    """
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise JobSpecError(f"model_dir {model_dir}: is a file, not a directory")
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".harness-write-test-", dir=model_dir)
+        os.close(fd)
+        os.remove(probe)
+    except (NotADirectoryError, FileExistsError):
+        raise JobSpecError(
+            f"model_dir {model_dir}: a folder on its path is a file, not a directory"
+        ) from None
+    except PermissionError as exc:
+        raise JobSpecError(
+            f"model_dir {model_dir}: cannot write there ({exc.strerror}); choose a model_dir "
+            "this user can write to"
+        ) from None
+    except OSError as exc:
+        raise JobSpecError(f"model_dir {model_dir}: cannot use it: {exc.strerror}") from None
 
 
 def latest_checkpoint_step(model_dir: str) -> int | None:

@@ -37,6 +37,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from harness import protocol
@@ -86,14 +87,16 @@ class Commands:
     """Reads supervisor commands from stdin on a daemon thread.
 
     ``cluster`` commands are queued for ``wait_for_cluster``; ``stop`` sets ``stop_event``;
-    ``dump_stacks`` prints every thread's stack to stderr; EOF (the supervisor is gone) ends
-    the process immediately.
+    ``dump_stacks`` prints every thread's stack to stderr, then calls each of
+    ``dump_listeners`` (a trainer reports its latest step there); EOF (the supervisor is gone)
+    ends the process immediately.
     """
 
     def __init__(self, stream: Any = None) -> None:
         self._stream = stream or sys.stdin
         self.stop_event = threading.Event()
         self._clusters: queue.Queue[dict[str, list[str]]] = queue.Queue()
+        self.dump_listeners: list[Callable[[], None]] = []
         threading.Thread(target=self._read, name="harness-commands", daemon=True).start()
 
     def _read(self) -> None:
@@ -108,6 +111,8 @@ class Commands:
             elif command["cmd"] == "dump_stacks":
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
                 sys.stderr.flush()
+                for listener in list(self.dump_listeners):
+                    listener()
         _exit(protocol.EXIT_SUPERVISOR_LOST)
 
     def wait_for_cluster(self) -> dict[str, list[str]]:
@@ -138,7 +143,7 @@ def run_task(job: JobSpec, role: str, index: int, report: Any, commands: Command
         return protocol.EXIT_OK
     from harness.trainer import train  # imports TensorFlow graph code only on trainers
 
-    train(job, report, commands.stop_event)
+    train(job, report, commands.stop_event, commands.dump_listeners)
     if role == "chief" and job.cluster.ps == 0:
         commands.stop_event.wait()  # the chief hosts the variables until every worker is done
     return protocol.EXIT_OK
@@ -220,11 +225,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _report_failure(exc: BaseException, report: Any) -> int:
+    """Report ``exc`` as ``user_error`` (exit 2) or ``error`` (exit 1). The event's message is
+    ``harness.errors.describe(exc)``: type, text and the user's frame on one line."""
+    from harness.errors import describe
     from harness.trainer import is_user_error
 
     tb = traceback.format_exc()
     sys.stderr.write(tb)
-    message = f"{type(exc).__name__}: {exc}"
+    message = describe(exc)
     if isinstance(exc, JobSpecError) or is_user_error(exc):
         report("user_error", message=message, traceback=tb)
         return protocol.EXIT_USER_ERROR

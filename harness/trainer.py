@@ -4,20 +4,38 @@
 ``[train_op, loss]`` until a hook (StopAtStepHook at ``max_steps``, the supervisor's stop
 signal, a user hook) asks to stop. Its ``RunConfig`` comes from ``TF_CONFIG``, which the task
 has set before calling it.
+
+Errors that would fail the same way after a restart are raised as ``UserCodeError``s, which
+the task reports as ``user_error`` (never retried, see ``cluster.policy``):
+
+- an exception from a user hook (``hooks.guard``): ``UserHookError``;
+- a checkpoint in model_dir that does not fit the graph (TensorFlow's "Restoring from
+  checkpoint failed": a key missing from the checkpoint, another shape): ``CheckpointMismatchError``;
+- an ``InvalidArgumentError`` at the trainer's first step from an op created in the user's
+  code (a reshape or matmul to shapes the data does not have): ``UserGraphError``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
 from harness.config import RunConfig
-from harness.graph import TrainGraph, UserCodeError, build_train_graph
+from harness.errors import (
+    CheckpointMismatchError,
+    UserCodeError,
+    UserGraphError,
+    error_text,
+    op_user_location,
+)
+from harness.graph import TrainGraph, build_train_graph
 from harness.job import JobSpec
 from harness.session import monitored_training_session
+from hooks.guard import guard_user_hooks
 from hooks.progress import ProgressHook
 from hooks.stop import StopSignalHook
 
@@ -27,6 +45,33 @@ log = logging.getLogger(__name__)
 def is_user_error(exc: BaseException) -> bool:
     """Errors a restart cannot fix: bad user code, or a diverged (NaN) loss."""
     return isinstance(exc, UserCodeError | tf.compat.v1.train.NanLossDuringTrainingError)
+
+
+def classify_training_error(
+    exc: BaseException, first_step: bool, model_dir: str
+) -> UserCodeError | None:
+    """The ``UserCodeError`` that ``exc`` amounts to (see the module docstring), or None when
+    a restart may help. ``first_step``: no training step of this trainer has finished yet."""
+    if isinstance(exc, UserCodeError):
+        return exc
+    if not isinstance(exc, tf.errors.NotFoundError | tf.errors.InvalidArgumentError):
+        return None
+    text = error_text(exc)
+    if "Restoring from checkpoint failed" in text:
+        checkpoint = tf.train.latest_checkpoint(model_dir) or model_dir
+        cause = text.split("Original error:", 1)[-1].strip()
+        return CheckpointMismatchError(
+            f"the checkpoint {checkpoint} does not match the graph: "
+            f"{type(exc).__name__}: {cause}. model_dir holds another model's checkpoints: use "
+            "a new model_dir, or remove the old checkpoints"
+        )
+    where = op_user_location(exc.op)
+    if first_step and isinstance(exc, tf.errors.InvalidArgumentError) and where:
+        return UserGraphError(
+            f"the first training step failed in op {exc.op.name!r} created at {where}: "
+            f"{type(exc).__name__}: {text}"
+        )
+    return None
 
 
 def run_config(job: JobSpec) -> RunConfig:
@@ -63,22 +108,40 @@ def build_task_graph(
     return graph, progress[0]
 
 
-def train(job: JobSpec, report: Any, stop_event: threading.Event) -> float | None:
-    """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``."""
+def train(
+    job: JobSpec,
+    report: Any,
+    stop_event: threading.Event,
+    dump_listeners: list[Callable[[], None]] | None = None,
+) -> float | None:
+    """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``.
+
+    ``dump_listeners`` (the task's ``Commands.dump_listeners``) gets a callable that reports
+    the latest progress at once, so a stall report names the step the trainer really reached.
+    Raises ``UserCodeError`` for errors that a restart cannot fix (module docstring).
+    """
     config = run_config(job)
     graph, progress = build_task_graph(job, config, report, stop_event)
+    if dump_listeners is not None:
+        dump_listeners.append(progress.report_latest)
+    role_hooks = guard_user_hooks(graph.role_hooks)
     loss = None
+    steps = 0
     with graph.graph.as_default():
         try:
-            with monitored_training_session(job, config, graph.scaffold, graph.role_hooks) as sess:
+            with monitored_training_session(job, config, graph.scaffold, role_hooks) as sess:
                 while not sess.should_stop():
                     _, loss = sess.run([graph.train_op, graph.loss])
-        except Exception:
+                    steps += 1
+        except Exception as exc:
             # After a stop signal that had to close the queues (hooks.stop), queue runners may
             # report the closed queues while the session closes; training itself ended
             # normally (every hook's end() ran, the final checkpoint is saved).
             if not (stop_event.is_set() and progress.ended):
-                raise
+                user_error = classify_training_error(exc, steps == 0, job.model_dir)
+                if user_error is None or user_error is exc:
+                    raise
+                raise user_error from exc
             log.warning("ignored an error raised while closing the session after the stop signal")
     if config.is_chief and job.train.export_on_finish:
         from harness.export import ExportError, export_on_finish

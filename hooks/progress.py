@@ -5,14 +5,21 @@ Runs on every trainer (chief and workers). Lifecycle:
 - ``begin``: finds the global step (required) and resets the counters.
 - ``after_create_session``: reports ``session_ready`` with the global step (after every
   (re)creation of the session).
-- ``before_run``: asks for the global step and loss only when a report is due (at most every
-  ``every_secs``), so most steps fetch nothing extra.
-- ``after_run``: counts the local step; when due, calls ``report('progress', ...)``.
+- ``before_run``: asks for the global step and the loss on every step (both are fetched
+  every step anyway, by ``StopAtStepHook`` and the training loop, and one set of fetches
+  spares TensorFlow a new partitioned graph whenever a report is due).
+- ``after_run``: counts the local step and keeps the step's global step and loss; when a
+  report is due (at most every ``every_secs``), calls ``report('progress', ...)``.
 - ``end``: one last report, so the supervisor sees the final step even between timers.
+
+``report_latest`` reports the latest step at once, from any thread: the task calls it when
+the supervisor asks for stacks (a stall), so the stall message names the global step the
+trainer really reached, not the one of the last timed report.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +38,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self.last_global_step: int | None = None
         self.last_loss: float | None = None
         self.ended = False
+        self._lock = threading.Lock()
 
     def begin(self) -> None:
         self._global_step = tf.compat.v1.train.get_global_step()
@@ -44,18 +52,21 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._report("session_ready", global_step=int(session.run(self._global_step)))
 
     def before_run(self, run_context: Any) -> Any:
-        if time.monotonic() >= self._next_report:
-            return tf.compat.v1.train.SessionRunArgs([self._global_step, self._loss])
-        return None
+        return tf.compat.v1.train.SessionRunArgs([self._global_step, self._loss])
 
     def after_run(self, run_context: Any, run_values: Any) -> None:
-        self.local_steps += 1
-        if run_values.results is None:
-            return
-        self.last_global_step, loss = run_values.results
-        self.last_loss = float(loss)
-        self._next_report = time.monotonic() + self._every_secs
-        self._send("progress")
+        global_step, loss = run_values.results
+        with self._lock:
+            self.local_steps += 1
+            self.last_global_step, self.last_loss = int(global_step), float(loss)
+        if time.monotonic() >= self._next_report:
+            self._next_report = time.monotonic() + self._every_secs
+            self._send("progress")
+
+    def report_latest(self) -> None:
+        """Report the latest finished step now (thread-safe; a no-op before the first step)."""
+        if self.last_global_step is not None:
+            self._send("progress")
 
     def end(self, session: Any) -> None:
         self.ended = True
@@ -63,9 +74,10 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._send("progress")
 
     def _send(self, event: str) -> None:
-        self._report(
-            event,
-            global_step=int(self.last_global_step or 0),
-            local_steps=self.local_steps,
-            loss=self.last_loss,
-        )
+        with self._lock:
+            fields = {
+                "global_step": int(self.last_global_step or 0),
+                "local_steps": self.local_steps,
+                "loss": self.last_loss,
+            }
+        self._report(event, **fields)

@@ -9,6 +9,8 @@ Every model is a small linear regression; ``params`` choose the extras:
 - ``slow_chief_secs``: the chief sleeps that long before each step.
 - ``token_trap``: the chief waits for tokens that workers produce (see _token_trap).
 - ``keep``: a custom Scaffold saver with that max_to_keep.
+- ``failing_chief_hook``: a chief hook that raises in that method ("begin", "after_run", ...).
+- ``stall_at_step``: every trainer blocks for an hour once the global step reaches it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,34 @@ class SlowStepHook(v1.train.SessionRunHook):
         time.sleep(self._secs)
 
 
+class FailingHook(v1.train.SessionRunHook):
+    """Raises RuntimeError in the method named ``method``."""
+
+    def __init__(self, method):
+        self._method = method
+
+    def _fail(self, method):
+        if method == self._method:
+            raise RuntimeError(f"the user's hook fails in {method}")
+
+    def begin(self):
+        self._fail("begin")
+
+    def after_run(self, run_context, run_values):
+        self._fail("after_run")
+
+
+class StallAtStepHook(v1.train.SessionRunHook):
+    """Blocks for an hour after the step that took the global step to ``step``."""
+
+    def __init__(self, step):
+        self._step = step
+
+    def after_run(self, run_context, run_values):
+        if run_context.session.run(v1.train.get_global_step()) >= self._step:
+            time.sleep(3600)
+
+
 def model_fn(features, labels, mode, params, config):
     w = v1.get_variable("w", [1, 1], initializer=v1.zeros_initializer())
     b = v1.get_variable("b", [1], initializer=v1.zeros_initializer())
@@ -83,6 +113,10 @@ def model_fn(features, labels, mode, params, config):
         training_hooks.append(SlowStepHook(params["slow_secs"]))
     if params.get("slow_chief_secs") and config.is_chief:
         training_hooks.append(SlowStepHook(params["slow_chief_secs"]))
+    if params.get("failing_chief_hook"):
+        chief_hooks.append(FailingHook(params["failing_chief_hook"]))
+    if params.get("stall_at_step"):
+        training_hooks.append(StallAtStepHook(params["stall_at_step"]))
     train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
     if params.get("token_trap"):
         train_op = _token_trap(train_op, config)
@@ -141,6 +175,15 @@ def model_fn_with_bad_hook(features, labels, mode):
     loss = tf.reduce_mean(tf.square(tf.matmul(features["x"], w) - labels))
     train_op = v1.train.GradientDescentOptimizer(0.1).minimize(loss, v1.train.get_global_step())
     return ModelFnOps(mode, loss=loss, train_op=train_op, training_hooks=["not a hook"])
+
+
+def model_fn_with_a_wrong_shape(features, labels, mode):
+    """Builds (the batch's shape is unknown), fails at the first step: 16 values into rows of 7."""
+    w = v1.get_variable("w", [1, 1])
+    rows = tf.reshape(features["x"], [7, -1])  # the op of the user's that fails
+    loss = tf.reduce_mean(tf.square(tf.matmul(features["x"], w) - labels)) + tf.reduce_sum(rows)
+    train_op = v1.train.GradientDescentOptimizer(0.1).minimize(loss, v1.train.get_global_step())
+    return ModelFnOps(mode, loss=loss, train_op=train_op)
 
 
 def model_fn_that_raises(features, labels, mode):

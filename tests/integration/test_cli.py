@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,7 +87,7 @@ def test_validate_rejects_a_broken_model_fn(tmp_path, model_fn, message):
 def test_run_fails_fast_on_user_errors_and_leaves_nothing(tmp_path, model_fn, message):
     start = time.monotonic()
     result = harness("run", str(write_job(tmp_path, model_fn)), "--backend", "local", "--quiet")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a user error: the exit status of invalid input
     assert "failed with an error in the user's code (not retried)" in result.stderr
     assert message in result.stderr
     # whichever trainer built its graph first is named, with the log to read
@@ -145,6 +147,170 @@ def test_ctrl_c_stops_every_task(tmp_path):
     assert "interrupted" in out
     assert not leftover_task_processes(tmp_path / "model")
     assert '"status": "interrupted"' in (tmp_path / "model" / "run.json").read_text()
+
+
+def run_json(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "model" / "run.json").read_text())
+
+
+def assert_failed_at_once(result: subprocess.CompletedProcess, tmp_path: Path) -> dict:
+    """Exit 2, one failure and no restart, nothing left; returns run.json."""
+    assert result.returncode == 2, result.stderr
+    assert "failed with an error in the user's code (not retried): " in result.stderr
+    summary = run_json(tmp_path)
+    assert summary["status"] == "failed" and summary["user_error"] is True
+    assert summary["restarts"] == 0
+    assert [f["decision"] for f in summary["failures"]] == ["FAIL"]
+    assert all(task["restarts"] == 0 for task in summary["tasks"].values())
+    assert summary["error"] in result.stderr
+    assert not leftover_task_processes(tmp_path / "model")
+    return summary
+
+
+@pytest.mark.parametrize("method", ["begin", "after_run"])
+def test_a_chief_hook_that_raises_fails_the_job_at_once_naming_the_hook(tmp_path, method):
+    path = write_job(tmp_path, params={"failing_chief_hook": method}, workers=1, ps=0)
+    start = time.monotonic()
+    result = harness("run", str(path), "--backend", "local", "--quiet")
+    assert time.monotonic() - start < 60
+    summary = assert_failed_at_once(result, tmp_path)
+    assert re.match(
+        rf"chief:0 failed with an error in the user's code \(not retried\): training_chief_hooks "
+        rf"FailingHook\.{method} raised at \S*models\.py:\d+ in _fail: RuntimeError: the user's "
+        rf"hook fails in {method}\n",
+        summary["error"],
+    ), summary["error"]
+
+
+def test_an_op_of_the_users_failing_at_the_first_step_fails_at_once_naming_the_line(tmp_path):
+    path = write_job(tmp_path, "tests.integration.models:model_fn_with_a_wrong_shape", ps=0)
+    result = harness("run", str(path), "--backend", "local", "--quiet")
+    summary = assert_failed_at_once(result, tmp_path)
+    first_line = summary["error"].splitlines()[0]
+    assert re.match(
+        r"(chief|worker):0 failed with an error in the user's code \(not retried\): the first "
+        r"training step failed in op 'Reshape' created at \S*models\.py:\d+ in "
+        r"model_fn_with_a_wrong_shape: InvalidArgumentError: (From \S+: )?Input to reshape is "
+        r"a tensor with 16 values, but the requested shape requires a multiple of 7$",
+        first_line,
+    ), first_line
+
+
+def test_a_model_dir_holding_another_graphs_checkpoint_fails_at_once(tmp_path):
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    model_dir = tmp_path / "model"
+    with tf.Graph().as_default():
+        v1.train.get_or_create_global_step()
+        v1.get_variable("bias", [1])
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver().save(session, str(model_dir / "model.ckpt"), global_step=3)
+    result = harness("run", str(write_job(tmp_path, ps=0)), "--backend", "local", "--quiet")
+    summary = assert_failed_at_once(result, tmp_path)
+    assert re.match(
+        r"chief:0 failed with an error in the user's code \(not retried\): the checkpoint "
+        rf"{re.escape(str(model_dir))}/model\.ckpt-3 does not match the graph: NotFoundError: "
+        r"(From \S+: )?Key \w+ not found in checkpoint\. ",
+        summary["error"],
+    ), summary["error"]
+
+
+@pytest.mark.parametrize(
+    ("signum", "inherited"),
+    [(signal.SIGINT, signal.SIG_IGN), (signal.SIGHUP, signal.SIG_DFL)],
+    ids=["sigint-inherited-ignored", "sighup"],
+)
+def test_a_signal_stops_every_task_whatever_was_inherited(tmp_path, signum, inherited):
+    path = write_job(tmp_path, params={"slow_secs": 0.05}, max_steps=100000, ps=0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", str(path), "--backend", "local"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # as `harness run ... &` in a script inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signum, inherited),
+    )
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:  # wait until training runs
+            if "[harness] step" in line and "step 0/" not in line:
+                break
+        os.kill(proc.pid, signum)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # the signal was ignored: do not leave the job running
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, out[-3000:]
+    assert f"interrupted by the user ({signal.Signals(signum).name})" in out
+    assert not leftover_task_processes(tmp_path / "model")
+    assert run_json(tmp_path)["status"] == "interrupted"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *parts: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("harness: error:")]
+    assert len(errors) == 1, result.stderr
+    for part in parts:
+        assert part in errors[0], errors[0]
+
+
+def test_a_binary_job_file_is_a_one_line_error_naming_it(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    result = harness("run", str(path), "--backend", "local")
+    assert_one_line_error(result, str(path), "not a text (UTF-8) file")
+
+
+def test_a_model_dir_that_is_a_file_is_a_one_line_error_and_starts_nothing(tmp_path):
+    path = write_job(tmp_path)
+    (tmp_path / "model").write_text("not a folder")
+    result = harness("run", str(path), "--backend", "local")
+    assert_one_line_error(result, f"model_dir {tmp_path / 'model'}: is a file, not a directory")
+    below = tmp_path / "job2.yaml"
+    below.write_text(path.read_text().replace(str(tmp_path / "model"), str(tmp_path / "model/x")))
+    result = harness("run", str(below), "--backend", "local")
+    assert_one_line_error(
+        result, f"model_dir {tmp_path / 'model/x'}: a folder on its path is a file"
+    )
+    assert not leftover_task_processes(tmp_path / "model")
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
+
+
+def test_a_read_only_model_dir_is_a_one_line_error_and_starts_nothing(tmp_path):
+    path = write_job(tmp_path)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    model_dir.chmod(0o555)
+    immutable = False
+    try:
+        if _writable(model_dir):  # root ignores permission bits; an immutable folder stops it
+            chattr = shutil.which("chattr")
+            immutable = (
+                bool(chattr) and subprocess.run([chattr, "+i", str(model_dir)]).returncode == 0
+            )
+            if _writable(model_dir):
+                pytest.skip("cannot make a folder read-only for this user")
+        result = harness("run", str(path), "--backend", "local")
+    finally:
+        if immutable:
+            subprocess.run([shutil.which("chattr") or "chattr", "-i", str(model_dir)])
+        model_dir.chmod(0o755)
+    assert_one_line_error(result, f"model_dir {model_dir}: cannot write there")
+    assert not leftover_task_processes(model_dir)
+    assert list(model_dir.iterdir()) == []
 
 
 def serving_job(tmp_path: Path, params: dict, **fields) -> Path:

@@ -220,6 +220,26 @@ def test_a_stalled_global_step_fails_with_every_tasks_stack(tmp_path):
     assert "in before_run" in chief_log  # faulthandler's dump of the chief's main thread
 
 
+def test_the_stall_message_names_the_step_the_trainer_reached(tmp_path):
+    # The trainer makes 300 steps of about 10 ms and blocks: its last timed progress report
+    # (every 0.5 s) lies up to 50 steps before step 300; the stall message names the step it
+    # really reached.
+    result = run(
+        tmp_path,
+        None,
+        workers=0,
+        ps=0,
+        max_steps=100000,
+        params={"stall_at_step": 300, "slow_secs": 0.01},
+        failure={"stall_timeout_secs": 4},
+        train={"save_checkpoints_steps": 100000},
+    )
+    assert not result.succeeded
+    assert re.search(r"stuck at step (299|300)\. Stalled tasks: chief:0\.", result.error), (
+        result.error
+    )
+
+
 def test_tasks_missing_at_the_startup_deadline_are_named(tmp_path):
     """No task can import TensorFlow and start its server in 0.5 s: the job must fail at the
     deadline, naming the tasks still missing and where to look.
