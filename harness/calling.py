@@ -195,12 +195,9 @@ def _core_arguments(
         kwargs["labels"] = labels
     elif labels is not None:
         raise ValueError("model_fn does not take labels, but input_fn returns labels.")
-    if "mode" in declared:
-        kwargs["mode"] = mode
-    if "params" in declared:
-        kwargs["params"] = {} if params is None else params
-    if "config" in declared:
-        kwargs["config"] = config
+    kwargs |= declared_kwargs(
+        declared, mode=mode, params={} if params is None else params, config=config
+    )
     return (), kwargs
 
 
@@ -254,7 +251,7 @@ def _contrib_arguments(
         "config": config,
         "model_dir": getattr(config, "model_dir", None),
     }
-    kwargs = by_name | {name: values[name] for name in _CONTRIB_BY_NAME if name in declared}
+    kwargs = by_name | declared_kwargs(declared, **values)
     filled.update(kwargs)
     missing = [
         p.name

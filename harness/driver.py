@@ -180,15 +180,20 @@ def evaluate_and_export(
 ) -> tuple[dict[str, Any], list[Any]]:
     """One evaluation of ``checkpoint_path`` with the EvalSpec, then every exporter (final when
     the checkpoint is at ``max_steps``)."""
-    result = estimator.evaluate(
+    result = _evaluate(estimator, eval_spec, checkpoint_path)
+    final = max_steps is not None and result["global_step"] >= max_steps
+    return result, _export(estimator, eval_spec, checkpoint_path, result, final)
+
+
+def _evaluate(estimator: Any, eval_spec: EvalSpec, checkpoint_path: str) -> dict[str, Any]:
+    """``estimator.evaluate`` of ``checkpoint_path`` as the EvalSpec says."""
+    return estimator.evaluate(
         eval_spec.input_fn,
         steps=eval_spec.steps,
         hooks=eval_spec.hooks,
         checkpoint_path=checkpoint_path,
         name=eval_spec.name,
     )
-    final = max_steps is not None and result["global_step"] >= max_steps
-    return result, _export(estimator, eval_spec, checkpoint_path, result, final)
 
 
 def _export(
@@ -363,13 +368,7 @@ def run_on_cluster(
     checkpoint = estimator.latest_checkpoint()
     result = _final_cluster_eval(summary)
     if result is None:
-        result = estimator.evaluate(
-            eval_spec.input_fn,
-            steps=eval_spec.steps,
-            hooks=eval_spec.hooks,
-            checkpoint_path=checkpoint,
-            name=eval_spec.name,
-        )
+        result = _evaluate(estimator, eval_spec, checkpoint)
     return result, _export(estimator, eval_spec, checkpoint, result, True)
 
 

@@ -41,7 +41,7 @@ from harness.export_output import (
     PredictOutput,
     RegressionOutput,
 )
-from harness.graph import UserCodeError, user_code
+from harness.graph import UserCodeError, resolve_user_fn, user_code
 from harness.job import JobSpec
 from harness.legacy_keras import reset_keras_state
 from harness.model_fn import ModeKeys, ModelFnOps, ProblemType
@@ -155,10 +155,7 @@ def build_export_graph(
     """
     config = local_run_config(job)
     if model_fn is None:
-        try:
-            model_fn = job.resolve("model_fn")
-        except ValueError as exc:
-            raise UserCodeError(str(exc)) from exc
+        model_fn = resolve_user_fn(job, "model_fn")
     if job.serving_input_fn:
         make_inputs = lambda: custom_serving_inputs(job, config)  # noqa: E731
     else:
@@ -186,10 +183,7 @@ def build_receiver_export_graph(
     with a warning, as TF's ``build_all_signature_defs`` did.
     """
     if model_fn is None:
-        try:
-            model_fn = job.resolve("model_fn")
-        except ValueError as exc:
-            raise UserCodeError(str(exc)) from exc
+        model_fn = resolve_user_fn(job, "model_fn")
     make_inputs = lambda: custom_serving_inputs(job, config, serving_input_fn)  # noqa: E731
     graph, spec, inputs = _infer_graph(job, config, model_fn, make_inputs, default_output)
     with graph.as_default():
@@ -225,11 +219,7 @@ def _serving_feature_spec(
     job: JobSpec, config: RunConfig, model_fn: Any, default_output: str | None
 ) -> Any:
     """input_fn's feature spec, narrowed to the features the export outputs use."""
-    try:
-        input_fn = job.resolve("input_fn")
-    except ValueError as exc:
-        raise UserCodeError(str(exc)) from exc
-    spec = feature_spec_from_input_fn(job, config, input_fn)
+    spec = feature_spec_from_input_fn(job, config, resolve_user_fn(job, "input_fn"))
     if not isinstance(spec, dict):
         return spec
     if job.serving_features is not None:

@@ -91,6 +91,15 @@ def user_code(name: str, mode: str | None = None) -> Iterator[None]:
         ) from exc
 
 
+def resolve_user_fn(job: JobSpec, field: str) -> Callable[..., Any]:
+    """The job's ``field`` function (``model_fn``, ``input_fn``, ...), imported; an import
+    failure is raised as UserCodeError with JobSpecError's message (field, module, fix)."""
+    try:
+        return job.resolve(field)
+    except ValueError as exc:
+        raise UserCodeError(str(exc)) from exc
+
+
 def call_user_fns(
     job: JobSpec,
     config: RunConfig,
