@@ -78,8 +78,8 @@ def run_harness(
     gpu: float = 0.0,
 ) -> ClusterRun:
     """One cluster run of the workload through ``run_job``; returns its figures."""
+    from harness.commands.run import run_job
     from harness.job import JobSpec
-    from harness.run import run_job
 
     record_dir = os.path.join(run_dir, "records")
     os.makedirs(record_dir, exist_ok=True)

@@ -166,7 +166,7 @@ def _load_job(path: str, import_tensorflow: bool = True) -> Any:
     job = JobSpec.from_yaml(path)
     legacy_keras.apply(job.keras)
     if import_tensorflow:
-        from harness.quiet import drop_unused_object_reports, import_tensorflow_quietly
+        from harness.commands.quiet import drop_unused_object_reports, import_tensorflow_quietly
 
         import_tensorflow_quietly()
         drop_unused_object_reports()
@@ -175,21 +175,21 @@ def _load_job(path: str, import_tensorflow: bool = True) -> Any:
 
 def _validate(args: Any) -> int:
     job = _load_job(args.job)
-    from harness.validate import validate_job
+    from harness.commands.validate import validate_job
 
     return validate_job(job, args.job)
 
 
 def _evaluate(args: Any) -> int:
     job = _load_job(args.job)
-    from harness.evaluation import evaluate_command
+    from harness.commands.evaluate import evaluate_command
 
     return evaluate_command(job, args.checkpoint)
 
 
 def _export(args: Any) -> int:
     job = _load_job(args.job)
-    from harness.export import export_command
+    from harness.commands.export import export_command
 
     return export_command(job, args.export_dir, args.checkpoint, args.default_output)
 
@@ -199,11 +199,11 @@ def _run(args: Any) -> int:
         install_interrupt_handlers()
     job = _load_job(args.job, import_tensorflow=not args.dry_run)
     if args.dry_run:
-        from harness.run import dry_run
+        from harness.commands.run import dry_run
 
         print(dry_run(job, args))
         return EXIT_OK
-    from harness.run import run_job
+    from harness.commands.run import run_job
 
     job.resolve_functions()
     summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)

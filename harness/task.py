@@ -14,9 +14,9 @@ Lifecycle of a task:
 3. by role:
    - ps: host variables until the ``stop`` command;
    - evaluator (optional; outside the TF cluster as in TF, so no port and no server):
-     evaluate each new checkpoint until ``stop``, then the final one (``harness.evaluation``);
-   - chief / worker: build the TRAIN graph (``harness.graph``), open the MonitoredSession
-     (``harness.session``), loop ``run([train_op, loss])`` until it should stop, report
+     evaluate each new checkpoint until ``stop``, then the final one (``harness.runtime.evaluation``);
+   - chief / worker: build the TRAIN graph (``harness.runtime.graph``), open the MonitoredSession
+     (``harness.runtime.session``), loop ``run([train_op, loss])`` until it should stop, report
      ``done``; the chief of a cluster without ps then keeps hosting the variables until
      ``stop``.
 
@@ -141,9 +141,10 @@ def run_task(job: JobSpec, role: str, index: int, report: Any, commands: Command
     if role == "ps":
         commands.stop_event.wait()
         return protocol.EXIT_OK
-    from harness.trainer import train  # imports TensorFlow graph code only on trainers
+    from harness.runtime.trainer import train  # imports TensorFlow graph code only on trainers
 
-    train(job, report, commands.stop_event, commands.dump_listeners)
+    finish = _export_on_finish(job) if job.train.export_on_finish else None
+    train(job, report, commands.stop_event, commands.dump_listeners, after_training=finish)
     if role == "chief" and job.cluster.ps == 0:
         commands.stop_event.wait()  # the chief hosts the variables until every worker is done
     return protocol.EXIT_OK
@@ -156,10 +157,26 @@ def run_evaluator_task(job: JobSpec, node_ip: str, report: Any, commands: Comman
     tf_config = {"cluster": cluster, "task": {"type": "evaluator", "index": 0}}
     os.environ["TF_CONFIG"] = json.dumps(tf_config)
     report("server_started")
-    from harness.evaluation import run_evaluator
+    from harness.runtime.evaluation import run_evaluator
 
     run_evaluator(job, report, commands.stop_event)
     return protocol.EXIT_OK
+
+
+def _export_on_finish(job: JobSpec) -> Any:
+    """The chief's ``train.export_on_finish`` step, run after its training loop."""
+
+    def export() -> None:
+        from harness.errors import UserCodeError
+        from harness.export.saved_model import ExportError, export_on_finish
+
+        try:
+            path = export_on_finish(job)
+        except ExportError as exc:  # a configuration problem: retrying cannot help
+            raise UserCodeError(f"train.export_on_finish: {exc}") from exc
+        print(f"exported a SavedModel to {path}", flush=True)
+
+    return export
 
 
 def _start_server(job: JobSpec, role: str, index: int, cluster: dict, report: Any) -> Any:
@@ -228,7 +245,7 @@ def _report_failure(exc: BaseException, report: Any) -> int:
     """Report ``exc`` as ``user_error`` (exit 2) or ``error`` (exit 1). The event's message is
     ``harness.errors.describe(exc)``: type, text and the user's frame on one line."""
     from harness.errors import describe
-    from harness.trainer import is_user_error
+    from harness.runtime.trainer import is_user_error
 
     tb = traceback.format_exc()
     sys.stderr.write(tb)

@@ -108,8 +108,8 @@ def run_local_cluster(
     ``backend="local"`` (default) runs OS processes; ``backend="ray"`` runs the same tasks as
     Ray actors (on the Ray this process is connected to, or an embedded one).
     """
+    from harness.commands.run import run_job
     from harness.job import JobSpec
-    from harness.run import run_job
 
     job = JobSpec.from_dict(make_job_dict(model_fn, input_fn, model_dir, **job_fields))
     summary = run_job(job, backend=backend, quiet=quiet, extra_env=extra_env)

@@ -12,7 +12,7 @@ Exceptions that are not the hook's fault pass through unchanged:
 
 - TensorFlow runtime errors (``tf.errors.OpError``): a hook's own ``session.run`` fails with
   ``UnavailableError`` when a ps is gone, which MonitoredSession recovers from or the failure
-  policy restarts; the trainer classifies the deterministic ones (``harness.trainer``);
+  policy restarts; the trainer classifies the deterministic ones (``harness.runtime.trainer``);
 - ``StopIteration`` and ``OutOfRangeError`` (the end of the input, for MonitoredSession);
 - ``BaseException``s that are not ``Exception`` (``KeyboardInterrupt``, ``SystemExit``).
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness import ModelFnOps
-from hooks.recorder import LifecycleRecorderHook, current_task
+from tests.support.recorder import LifecycleRecorderHook, current_task
 
 v1 = tf.compat.v1
 

@@ -18,9 +18,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from harness.evaluation import eval_dir, evaluate_checkpoint, run_evaluator
-from harness.graph import UserCodeError
 from harness.job import JobSpec
+from harness.runtime.evaluation import eval_dir, evaluate_checkpoint, run_evaluator
+from harness.runtime.graph import UserCodeError
 from harness.testing import make_job_dict
 from tests.integration import export_models as models
 

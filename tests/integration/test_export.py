@@ -19,7 +19,8 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from harness.export import ExportError, export_on_finish, export_saved_model
+from harness.export.saved_model import export_on_finish, export_saved_model
+from harness.export.serving_inputs import ExportError
 from harness.job import JobSpec
 from harness.testing import make_job_dict
 from tests.integration import export_models as models

@@ -39,8 +39,8 @@ from ray.util.state import list_actors, list_placement_groups
 
 from cluster.plan import make_plan
 from cluster.ray_launcher import describe_ray_plan
+from harness.commands.run import run_job
 from harness.job import JobSpec
-from harness.run import run_job
 
 pytestmark = pytest.mark.slow
 

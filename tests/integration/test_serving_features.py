@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.export import ExportError, build_export_graph
+from harness.export.graph import build_export_graph
+from harness.export.serving_inputs import ExportError
 from harness.job import JobSpec
 from harness.testing import make_job_dict
 

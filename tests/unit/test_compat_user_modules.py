@@ -130,7 +130,7 @@ def test_estimator_style_module_builds_trains_and_evaluates(tmp_path):
 
 
 def test_serving_input_receiver_exports_through_the_harness(tmp_path):
-    from harness.export import export_saved_model
+    from harness.export.saved_model import export_saved_model
     from harness.job import JobSpec
 
     load(tmp_path, "export_user_model", ESTIMATOR_MODULE)

@@ -48,10 +48,10 @@ def test_the_cause_chain_is_searched_when_the_outer_error_has_no_user_frame(tmp_
 
 
 def test_library_and_harness_files_are_not_user_files():
-    import harness.graph
+    import harness.runtime.graph
 
     assert not is_user_file(os.__file__)
-    assert not is_user_file(harness.graph.__file__)
+    assert not is_user_file(harness.runtime.graph.__file__)
     assert not is_user_file(pytest.__file__)
     assert not is_user_file("<string>")
     assert is_user_file(__file__)

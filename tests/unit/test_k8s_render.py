@@ -497,7 +497,9 @@ def test_dry_run_prints_the_checked_in_rayjob():
 @pytest.fixture
 def no_tensorflow(monkeypatch):
     """Rendering needs no TensorFlow: keep the CLI from loading it in this process."""
-    monkeypatch.setattr("harness.quiet.import_tensorflow_quietly", lambda: None, raising=False)
+    monkeypatch.setattr(
+        "harness.commands.quiet.import_tensorflow_quietly", lambda: None, raising=False
+    )
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

@@ -438,8 +438,8 @@ def _keras_metric_input_fn():
 
 
 def test_keras_metrics_evaluate_a_checkpoint_end_to_end(tmp_path):
-    from harness.evaluation import evaluate_checkpoint
     from harness.job import JobSpec
+    from harness.runtime.evaluation import evaluate_checkpoint
     from harness.testing import make_job_dict
 
     module = "tests.unit.test_model_fn_tf2"

@@ -22,7 +22,7 @@ from harness.errors import (
     op_user_location,
 )
 from harness.job import JobSpec
-from harness.trainer import classify_training_error, is_user_error
+from harness.runtime.trainer import classify_training_error, is_user_error
 from hooks.guard import UserHookGuard, guard_user_hooks
 from hooks.progress import ProgressHook
 from hooks.roles import ORIGIN_CHIEF_HOOKS, ORIGIN_HARNESS, ORIGIN_TRAINING_HOOKS, select

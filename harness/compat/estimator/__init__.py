@@ -9,7 +9,7 @@ What resolves here (every name is looked up at access time, nothing is copied):
   ``LatestExporter``, ``FinalExporter``, ``BestExporter`` -> the same names in
   `harness.estimator` (an access before that module provides one raises `RemovedAPIError`
   saying so);
-- ``WarmStartSettings`` -> `harness.specs.WarmStartSettings`; ``VocabInfo`` ->
+- ``WarmStartSettings`` -> `harness.estimator.specs.WarmStartSettings`; ``VocabInfo`` ->
   ``tf.compat.v1.train.VocabInfo``;
 - the session-run hooks TF exported here, from ``tf.compat.v1.train``;
 - the submodules ``export`` and ``inputs``.
@@ -69,7 +69,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RunConfig": ("harness.config", "RunConfig"),
     **{name: ("tensorflow.compat.v1.train", name) for name in HOOK_NAMES},
     **{name: ("harness.estimator", name) for name in ESTIMATOR_NAMES},
-    "WarmStartSettings": ("harness.specs", "WarmStartSettings"),
+    "WarmStartSettings": ("harness.estimator.specs", "WarmStartSettings"),
     "VocabInfo": ("tensorflow.compat.v1.train", "VocabInfo"),
 }
 

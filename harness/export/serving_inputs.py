@@ -48,9 +48,9 @@ from harness.export_output import (
     PredictOutput,
     RegressionOutput,
 )
-from harness.graph import UserCodeError
 from harness.job import JobSpec
 from harness.model_fn import ModeKeys
+from harness.runtime.graph import UserCodeError
 
 v1 = tf.compat.v1
 

@@ -29,10 +29,8 @@ rebuilt for each checkpoint, so the input pipeline starts from the beginning eve
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,10 +41,11 @@ import numpy as np
 import tensorflow as tf
 
 from harness.config import RunConfig
-from harness.graph import UserCodeError, call_user_fns
 from harness.job import JobSpec, import_function
 from harness.legacy_keras import reset_keras_state
 from harness.model_fn import MetricKey, ModeKeys
+from harness.runtime.graph import UserCodeError, call_user_fns
+from harness.runtime.run_config import local_run_config, run_config
 
 v1 = tf.compat.v1
 log = logging.getLogger(__name__)
@@ -69,15 +68,6 @@ class EvalGraph:
     value_ops: dict[str, Any]
     scaffold: v1.train.Scaffold
     hooks: list[Any]
-
-
-def local_run_config(job: JobSpec) -> RunConfig:
-    """The job's RunConfig for a local graph: checkpoint settings, no cluster, no task."""
-    from harness.trainer import run_config
-
-    return dataclasses.replace(
-        run_config(job), task_type=None, task_id=0, cluster_spec=tf.train.ClusterSpec({})
-    )
 
 
 def eval_dir(job: JobSpec) -> str:
@@ -295,8 +285,6 @@ def run_evaluator(
     Raises:
         UserCodeError: model_fn/input_fn are wrong, or checkpoints do not fit the EVAL graph.
     """
-    from harness.trainer import run_config
-
     config = run_config(job)
     resolve_eval_functions(job)  # fail fast on import errors
     last_path: str | None = None
@@ -336,35 +324,3 @@ def format_metrics(results: dict[str, Any]) -> str:
         f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}"
         for name, value in sorted(results.items())
     )
-
-
-def evaluate_command(job: JobSpec, checkpoint: str | None) -> int:
-    """``harness evaluate``: evaluates one checkpoint and prints a table; returns the exit code."""
-    from rich.console import Console
-    from rich.table import Table
-
-    path = checkpoint or tf.train.latest_checkpoint(job.model_dir)
-    if path is None:
-        return _fail(
-            f"no checkpoint in {job.model_dir}: train the model first (harness run), or pass "
-            "--checkpoint PATH"
-        )
-    try:
-        results = evaluate_checkpoint(job, path, eval_dir(job))
-    except (UserCodeError, CheckpointNotFoundError) as exc:
-        return _fail(str(exc))
-    step = results.pop(GLOBAL_STEP_KEY)
-    print(f"{job.name}: evaluated {path} (global step {step})")
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in sorted(results.items()):
-        table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
-    Console().print(table)
-    print(f"summaries written to {eval_dir(job)}")
-    return 0
-
-
-def _fail(message: str) -> int:
-    print(f"harness: error: {message}", file=sys.stderr)
-    return 2

@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from harness.calling import call_input_fn, call_model_fn
 from harness.config import RunConfig
-from harness.graph import UserCodeError, user_code
 from harness.job import JobSpec
 from harness.model_fn import ModeKeys
+from harness.runtime.graph import UserCodeError, user_code
 
 v1 = tf.compat.v1
 

@@ -19,7 +19,7 @@ holds the job file's keys except those the Estimator and the specs give (``model
 ``eval.steps``, ``eval.throttle_secs``, ``eval.input_fn``), plus ``backend`` (``local`` or
 ``ray``) and ``address``. ``cluster.evaluator`` defaults to 1. The train settings default to the
 Estimator's RunConfig; the config's ``train`` section overrides them. The Estimator's functions
-go to ``<model_dir>/estimator_fns.pkl`` (``harness.estimator_fns``). Backend: the config's, else
+go to ``<model_dir>/estimator_fns.pkl`` (``harness.estimator.functions``). Backend: the config's, else
 Ray when ``RAY_ADDRESS`` is set or the script runs under ``ray job submit``
 (``RAY_JOB_CONFIG_JSON_ENV_VAR`` is set), else local processes. After the job, the driver takes
 the evaluator's evaluation of the final checkpoint (or evaluates it itself when there is none),
@@ -39,7 +39,7 @@ from typing import Any
 import tensorflow as tf
 import yaml
 
-from harness.estimator_fns import (
+from harness.estimator.functions import (
     LOADER_EVAL_INPUT_FN,
     LOADER_MODEL_FN,
     LOADER_TRAIN_INPUT_FN,
@@ -47,8 +47,8 @@ from harness.estimator_fns import (
     refuse_inside_task,
     save,
 )
+from harness.estimator.specs import EvalSpec, TrainSpec
 from harness.job import JobSpec, JobSpecError
-from harness.specs import EvalSpec, TrainSpec
 
 v1 = tf.compat.v1
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class _EvaluateAfterSave(v1.train.CheckpointSaverListener):
         self.export_results: list[Any] = []
 
     def begin(self) -> None:
-        from harness.run import latest_checkpoint_step
+        from harness.commands.run import latest_checkpoint_step
 
         self._start_step = latest_checkpoint_step(self._estimator.model_dir) or 0
 
@@ -277,7 +277,7 @@ def cluster_job(
     origin: str = "harness_config",
 ) -> JobSpec:
     """The JobSpec of a cluster run: the harness config plus what the code gives."""
-    from harness.estimator import train_settings
+    from harness.estimator.arguments import train_settings
 
     if train_spec.max_steps is None:
         raise ValueError(
@@ -347,7 +347,7 @@ def run_on_cluster(
     origin: str = "harness_config",
 ) -> tuple[dict[str, Any], list[Any]]:
     """Runs the cluster job to the end, then the final evaluation result and exports."""
-    from harness.run import run_job
+    from harness.commands.run import run_job
 
     backend, address = choose_backend(settings)
     job = cluster_job(estimator, train_spec, eval_spec, settings, origin)

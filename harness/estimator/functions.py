@@ -8,9 +8,9 @@ TrainSpec's saving listeners. ``model_fn``/``input_fn`` of the harness's JobSpec
 cloudpickle (``ray.cloudpickle``, which ships with Ray) to ``<model_dir>/estimator_fns.pkl``
 and points the job at the loaders below:
 
-    model_fn: harness.estimator_fns:model_fn
-    input_fn: harness.estimator_fns:train_input_fn
-    eval.input_fn: harness.estimator_fns:eval_input_fn
+    model_fn: harness.estimator.functions:model_fn
+    input_fn: harness.estimator.functions:train_input_fn
+    eval.input_fn: harness.estimator.functions:eval_input_fn
 
 Each loader reads the file again on every call (so each graph gets fresh hook objects) from
 ``config.model_dir``, which every task has, and delegates. The JobSpec format, the task
@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PAYLOAD_FILE = "estimator_fns.pkl"
-LOADER_MODEL_FN = "harness.estimator_fns:model_fn"
-LOADER_TRAIN_INPUT_FN = "harness.estimator_fns:train_input_fn"
-LOADER_EVAL_INPUT_FN = "harness.estimator_fns:eval_input_fn"
+LOADER_MODEL_FN = "harness.estimator.functions:model_fn"
+LOADER_TRAIN_INPUT_FN = "harness.estimator.functions:train_input_fn"
+LOADER_EVAL_INPUT_FN = "harness.estimator.functions:eval_input_fn"
 
 
 class PayloadError(ValueError):
@@ -180,7 +180,7 @@ def load(model_dir: str | None) -> EstimatorFns:
     import pickle
 
     if not model_dir:
-        raise PayloadError("the harness.estimator_fns loaders need config.model_dir")
+        raise PayloadError("the harness.estimator.functions loaders need config.model_dir")
     path = payload_path(model_dir)
     try:
         with open(path, "rb") as f:

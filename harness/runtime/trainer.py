@@ -32,9 +32,10 @@ from harness.errors import (
     error_text,
     op_user_location,
 )
-from harness.graph import TrainGraph, build_train_graph
 from harness.job import JobSpec
-from harness.session import monitored_training_session
+from harness.runtime.graph import TrainGraph, build_train_graph
+from harness.runtime.run_config import run_config
+from harness.runtime.session import monitored_training_session
 from hooks.guard import guard_user_hooks
 from hooks.progress import ProgressHook
 from hooks.stop import StopSignalHook
@@ -74,21 +75,6 @@ def classify_training_error(
     return None
 
 
-def run_config(job: JobSpec) -> RunConfig:
-    """The RunConfig of this task: TF_CONFIG plus the job's checkpoint settings."""
-    return RunConfig.from_tf_config(
-        model_dir=job.model_dir,
-        save_checkpoints_steps=job.train.save_checkpoints_steps,
-        save_checkpoints_secs=job.train.checkpoint_secs,
-        keep_checkpoint_max=job.train.keep_checkpoint_max,
-        keep_checkpoint_every_n_hours=job.train.keep_checkpoint_every_n_hours,
-        save_summary_steps=job.train.save_summary_steps,
-        log_step_count_steps=job.train.log_step_count_steps,
-        tf_random_seed=job.train.tf_random_seed,
-        gpu_memory_growth=job.resources.gpu_memory_growth,
-    )
-
-
 def build_task_graph(
     job: JobSpec, config: RunConfig, report: Any, stop_event: threading.Event
 ) -> tuple[TrainGraph, ProgressHook]:
@@ -113,11 +99,14 @@ def train(
     report: Any,
     stop_event: threading.Event,
     dump_listeners: list[Callable[[], None]] | None = None,
+    after_training: Callable[[], None] | None = None,
 ) -> float | None:
     """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``.
 
     ``dump_listeners`` (the task's ``Commands.dump_listeners``) gets a callable that reports
     the latest progress at once, so a stall report names the step the trainer really reached.
+    ``after_training`` runs on the chief after the loop ended normally, before ``done`` is
+    reported (the task passes the SavedModel export of ``train.export_on_finish``).
     Raises ``UserCodeError`` for errors that a restart cannot fix (module docstring).
     """
     config = run_config(job)
@@ -143,14 +132,8 @@ def train(
                     raise
                 raise user_error from exc
             log.warning("ignored an error raised while closing the session after the stop signal")
-    if config.is_chief and job.train.export_on_finish:
-        from harness.export import ExportError, export_on_finish
-
-        try:
-            path = export_on_finish(job)
-        except ExportError as exc:  # a configuration problem: retrying cannot help
-            raise UserCodeError(f"train.export_on_finish: {exc}") from exc
-        print(f"exported a SavedModel to {path}", flush=True)
+    if config.is_chief and after_training is not None:
+        after_training()
     report(
         "done",
         global_step=int(progress.last_global_step or 0),

@@ -3,11 +3,11 @@
 An Estimator runs as TF's did without TF_CONFIG: one task, no server, a local session. Each
 method reuses the harness's code for the job it does:
 
-- ``train``: ``harness.graph.build_train_graph`` (model_fn's hooks, the Scaffold, the
+- ``train``: ``harness.runtime.graph.build_train_graph`` (model_fn's hooks, the Scaffold, the
   default saver and checkpoint hook, StopAtStep/NanTensor/LoggingTensor) and the chief's
-  MonitoredTrainingSession of ``harness.session``;
-- ``evaluate``: ``harness.evaluation.evaluate_checkpoint``;
-- ``predict``: ``harness.prediction.predict``;
+  MonitoredTrainingSession of ``harness.runtime.session``;
+- ``evaluate``: ``harness.runtime.evaluation.evaluate_checkpoint``;
+- ``predict``: ``harness.estimator.prediction.predict``;
 - ``export_saved_model``: ``harness.export.export_saved_model``.
 
 The ``JobSpec`` these functions take is built from the Estimator's ``RunConfig``
@@ -20,19 +20,26 @@ as they were raised, as with TF. ``TrainSpec``, ``EvalSpec``, the exporters and
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import dataclasses
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import tensorflow as tf
 
 from harness.config import RunConfig
-from harness.estimator_fns import (
+from harness.estimator.arguments import (
+    attach_listeners,
+    check_hooks_type,
+    check_listeners_type,
+    replace,
+    resolve_model_dir,
+    train_settings,
+    user_errors,
+)
+from harness.estimator.exporters import BestExporter, Exporter, FinalExporter, LatestExporter
+from harness.estimator.functions import (
     LOADER_EVAL_INPUT_FN,
     LOADER_MODEL_FN,
     LOADER_TRAIN_INPUT_FN,
@@ -40,11 +47,9 @@ from harness.estimator_fns import (
     bind_input_fn,
     refuse_inside_task,
 )
-from harness.exporters import BestExporter, Exporter, FinalExporter, LatestExporter
-from harness.graph import UserCodeError
+from harness.estimator.specs import EvalSpec, TrainSpec
 from harness.job import JobSpec
 from harness.model_fn import ModeKeys
-from harness.specs import EvalSpec, TrainSpec
 
 v1 = tf.compat.v1
 log = logging.getLogger(__name__)
@@ -92,8 +97,8 @@ class Estimator:
         config = RunConfig() if config is None else config
         if not isinstance(config, RunConfig):
             raise ValueError(f"config must be an instance of `RunConfig`, but provided {config}.")
-        self._model_dir = _resolve_model_dir(model_dir, config)
-        self._config = _replace(config, model_dir=self._model_dir)
+        self._model_dir = resolve_model_dir(model_dir, config)
+        self._config = replace(config, model_dir=self._model_dir)
         self._model_fn = model_fn
         self._params = None if params is None else copy.deepcopy(params)
         self._warm_start_from = warm_start_from
@@ -140,9 +145,9 @@ class Estimator:
         after the harness defaults and before model_fn's ``training_hooks``;
         ``saving_listeners`` are called around each checkpoint save. Returns ``self``.
         """
-        from harness.graph import build_train_graph
-        from harness.run import latest_checkpoint_step
-        from harness.session import monitored_training_session
+        from harness.commands.run import latest_checkpoint_step
+        from harness.runtime.graph import build_train_graph
+        from harness.runtime.session import monitored_training_session
 
         refuse_inside_task("Estimator.train()")
         if steps is not None and max_steps is not None:
@@ -155,16 +160,16 @@ class Estimator:
         if max_steps is not None and max_steps <= start:
             log.info("Skipping training since max_steps has already saved.")
             return self
-        hooks = _check_hooks_type(hooks)
-        listeners = _check_listeners_type(saving_listeners)
+        hooks = check_hooks_type(hooks)
+        listeners = check_listeners_type(saving_listeners)
         last_step = max_steps or (start + steps if steps else UNBOUNDED_STEPS)
         job = self._job(max_steps=last_step)
         config = self._local_config()
-        with _user_errors():
+        with user_errors():
             graph = build_train_graph(
                 job, config, self.model_fn, bind_input_fn(input_fn, self._params), lambda _: hooks
             )
-        _attach_listeners(graph.role_hooks.entries_in_call_order(), listeners)
+        attach_listeners(graph.role_hooks.entries_in_call_order(), listeners)
         loss = None
         with graph.graph.as_default():
             with monitored_training_session(job, config, graph.scaffold, graph.role_hooks) as sess:
@@ -186,13 +191,13 @@ class Estimator:
         """Evaluates a checkpoint (default: the latest) on ``steps`` batches (None: until the
         input ends); returns the metrics with ``loss`` and ``global_step``. Summaries go to
         ``eval_dir(name)``. No checkpoint is a ValueError."""
-        from harness.evaluation import evaluate_checkpoint
+        from harness.runtime.evaluation import evaluate_checkpoint
 
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
-        hooks = _check_hooks_type(hooks)
+        hooks = check_hooks_type(hooks)
         path = self._checkpoint(checkpoint_path)
-        with _user_errors():
+        with user_errors():
             return evaluate_checkpoint(
                 self._job(eval_steps=steps),
                 path,
@@ -215,11 +220,11 @@ class Estimator:
     ) -> Iterator[Any]:
         """A generator of predictions from a checkpoint (default: the latest) until the input
         ends: single examples, or batches with ``yield_single_examples=False``."""
-        from harness.prediction import predict
+        from harness.estimator.prediction import predict
 
-        hooks = _check_hooks_type(hooks)
+        hooks = check_hooks_type(hooks)
         path = self._checkpoint(checkpoint_path)
-        with _user_errors():
+        with user_errors():
             yield from predict(
                 self._job(),
                 self._local_config(),
@@ -287,13 +292,13 @@ class Estimator:
         checkpoint_path: str | None,
         default_output: str | None = None,
     ) -> bytes:
-        from harness.export import export_saved_model
+        from harness.export.saved_model import export_saved_model
 
         if not serving_input_receiver_fn:
             raise ValueError("An input_receiver_fn must be defined.")
         if checkpoint_path is None and self.latest_checkpoint() is None:
             raise ValueError(f"Couldn't find trained model at {self._model_dir}.")
-        with _user_errors():
+        with user_errors():
             path = export_saved_model(
                 self._job(),
                 os.fspath(export_dir_base),
@@ -334,7 +339,7 @@ class Estimator:
 
     def _local_config(self) -> RunConfig:
         """The RunConfig model_fn gets here: this Estimator's, as one task with no cluster."""
-        return _replace(
+        return replace(
             self._config, task_type=None, task_id=0, cluster_spec=tf.train.ClusterSpec({})
         )
 
@@ -363,87 +368,8 @@ def train_and_evaluate(
 
     With a harness config (``harness_config=`` a path or dict, else ``$HARNESS_CONFIG``, else
     ``harness.yaml`` next to the script) the job runs on a cluster; without one, in this
-    process. See ``harness.driver`` and docs/estimator.md.
+    process. See ``harness.estimator.driver`` and docs/estimator.md.
     """
-    from harness.driver import train_and_evaluate as run
+    from harness.estimator.driver import train_and_evaluate as run
 
     return run(estimator, train_spec, eval_spec, harness_config=harness_config)
-
-
-def train_settings(config: Any) -> dict[str, Any]:
-    """The JobSpec ``train`` settings of a RunConfig (one checkpoint trigger: steps wins)."""
-    steps = getattr(config, "save_checkpoints_steps", None)
-    keep = getattr(config, "keep_checkpoint_max", 5)
-    return {
-        "save_checkpoints_steps": steps,
-        "save_checkpoints_secs": None if steps else getattr(config, "save_checkpoints_secs", None),
-        "keep_checkpoint_max": 0 if keep is None else keep,
-        "keep_checkpoint_every_n_hours": getattr(config, "keep_checkpoint_every_n_hours", None)
-        or 10000.0,
-        "save_summary_steps": getattr(config, "save_summary_steps", None) or 0,
-        "log_step_count_steps": getattr(config, "log_step_count_steps", None) or 100,
-        "tf_random_seed": getattr(config, "tf_random_seed", None),
-    }
-
-
-def _resolve_model_dir(model_dir: Any, config: RunConfig) -> str:
-    config_dir = getattr(config, "model_dir", None)
-    if model_dir is not None and config_dir is not None and os.fspath(model_dir) != config_dir:
-        raise ValueError(
-            "`model_dir` are set both in constructor and `RunConfig`, but with different "
-            f"values. In constructor: '{os.fspath(model_dir)}', in `RunConfig`: '{config_dir}'."
-        )
-    chosen = model_dir if model_dir is not None else config_dir
-    if chosen is None:
-        chosen = tempfile.mkdtemp()
-        log.warning("Using temporary folder as model directory: %s", chosen)
-    return os.fspath(chosen)
-
-
-def _replace(config: RunConfig, **changes: Any) -> RunConfig:
-    if dataclasses.is_dataclass(config):
-        return dataclasses.replace(config, **changes)
-    return config.replace(**changes)
-
-
-def _check_hooks_type(hooks: Any) -> list[Any]:
-    hooks = list(hooks or [])
-    for hook in hooks:
-        if not isinstance(hook, v1.train.SessionRunHook):
-            raise TypeError(f"Hooks must be a SessionRunHook, given: {hook}")
-    return hooks
-
-
-def _check_listeners_type(listeners: Any) -> list[Any]:
-    listeners = list(listeners or [])
-    for listener in listeners:
-        if not isinstance(listener, v1.train.CheckpointSaverListener):
-            raise TypeError(
-                f"saving_listeners must be a list of CheckpointSaverListener, given: {listener}"
-            )
-    return listeners
-
-
-def _attach_listeners(entries: Any, listeners: list[Any]) -> None:
-    """Adds the listeners to the session's CheckpointSaverHook, as Estimator.train did."""
-    if not listeners:
-        return
-    for entry in entries:
-        if isinstance(entry.hook, v1.train.CheckpointSaverHook):
-            entry.hook._listeners.extend(listeners)
-            return
-    raise ValueError(
-        "There should be a CheckpointSaverHook to use saving_listeners. Please set one of the "
-        "RunConfig.save_checkpoints_steps or RunConfig.save_checkpoints_secs."
-    )
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Lets the user's own exception (the cause of a UserCodeError) reach the caller."""
-    try:
-        yield
-    except UserCodeError as exc:
-        if exc.__cause__ is not None:
-            raise exc.__cause__ from None
-        raise

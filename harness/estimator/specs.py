@@ -39,7 +39,7 @@ def _validate_saving_listeners(listeners: Iterable[Any] | None) -> tuple[Any, ..
 
 
 def _is_exporter(value: Any) -> bool:
-    from harness.exporters import Exporter
+    from harness.estimator.exporters import Exporter
 
     return isinstance(value, Exporter) or (
         callable(getattr(value, "export", None)) and hasattr(value, "name")

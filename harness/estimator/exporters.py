@@ -1,5 +1,5 @@
 """Exporters for ``EvalSpec.exporters``: tf.estimator's ``Exporter``, ``LatestExporter`` and
-``FinalExporter``, exporting through ``Estimator.export_saved_model`` (harness/export.py).
+``FinalExporter``, exporting through ``Estimator.export_saved_model`` (harness/export/saved_model.py).
 
 An exporter writes to ``<model_dir>/export/<exporter name>/<timestamp>``. ``LatestExporter``
 exports after every evaluation and then keeps the ``exports_to_keep`` newest versions;

@@ -29,9 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cluster.plan import placeholder_cluster
-from harness.graph import UserCodeError
 from harness.job import JobSpec, JobSpecError
 from harness.legacy_keras import describe as describe_keras
+from harness.runtime.graph import UserCodeError
 
 
 def _placeholder_addresses(job: JobSpec) -> dict[str, list[str]]:
@@ -81,7 +81,8 @@ def validate_job(job: JobSpec, origin: str) -> int:
 
 def _hook_table(job: JobSpec, origin: str) -> Table | None:
     """The TRAIN graph of each trainer role, as a hook table; None (message printed) on error."""
-    from harness.trainer import build_task_graph, run_config
+    from harness.runtime.run_config import run_config
+    from harness.runtime.trainer import build_task_graph
 
     cluster = _placeholder_addresses(job)
     roles = ["chief"] + (["worker"] if job.cluster.workers else [])
@@ -106,7 +107,8 @@ def _hook_table(job: JobSpec, origin: str) -> Table | None:
 
 
 def _build_eval(job: JobSpec) -> str:
-    from harness.evaluation import build_eval_graph, local_run_config, resolve_eval_functions
+    from harness.runtime.evaluation import build_eval_graph, resolve_eval_functions
+    from harness.runtime.run_config import local_run_config
 
     model_fn, input_fn = resolve_eval_functions(job)
     graph = build_eval_graph(job, local_run_config(job), model_fn, input_fn)
@@ -114,7 +116,7 @@ def _build_eval(job: JobSpec) -> str:
 
 
 def _build_export(job: JobSpec) -> str:
-    from harness.export import build_export_graph
+    from harness.export.graph import build_export_graph
 
     graph = build_export_graph(job, job.train.export_default_output)
     return "builds; signatures " + "; ".join(
