@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cluster.plan import Plan
-    from cluster.policy import TaskFailure
 
 
 class State(enum.Enum):
@@ -121,22 +120,23 @@ def build_cluster(plan: Plan, tasks: dict[str, TaskState]) -> dict[str, list[str
 def task_failure_message(
     key: str,
     state: TaskState,
-    failure: TaskFailure,
+    exit_code: int | None,
+    user_error: bool,
     failures: int,
     max_failures: int,
     tail: Iterable[str],
     log_path: str,
 ) -> str:
     """A task failed the job: role, index, the error's one-line message, its last lines."""
-    if failure.user_error:
+    if user_error:
         head = f"{key} failed with an error in the user's code (not retried)"
     elif failures >= max_failures:
         head = (
-            f"{key} exited with code {failure.exit_code} after {failures} restart(s); "
+            f"{key} exited with code {exit_code} after {failures} restart(s); "
             f"failure.max_failures={max_failures} is used up"
         )
     else:
-        head = f"{key} exited with code {failure.exit_code}"
+        head = f"{key} exited with code {exit_code}"
     message = (state.error or {}).get("message")
     head = f"{head}: {message}" if message else f"{head}:"
     if state.error:

@@ -319,9 +319,9 @@ class Supervisor:
             return lifecycle.stop_grace_message(key, self.job.timeouts.stop_grace_secs, log_path)
         if failure.kind is policy.ExitKind.BIND_FAILED:
             return lifecycle.bind_exhausted_message(used.rendezvous_attempt)
-        max_failures, tail = self.job.failure.max_failures, self.inbox.tails.get(key, ())
+        tail, limit = self.inbox.tails.get(key, ()), self.job.failure.max_failures
         return lifecycle.task_failure_message(
-            key, state, failure, used.failures, max_failures, tail, log_path
+            key, state, failure.exit_code, failure.user_error, used.failures, limit, tail, log_path
         )
 
     # ---- watchdogs (TRAINING, STOPPING) --------------------------------------------------
