@@ -1,10 +1,24 @@
-"""cluster.policy.decide: the failure policy, per role, pure."""
+"""cluster.policy: the failure policy (classify_exit, decide_exit, decide), pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from cluster.policy import Decision, TaskFailure, decide
+from cluster.lifecycle import State
+from cluster.policy import (
+    MAX_RENDEZVOUS_ATTEMPTS,
+    RESTART_TABLE,
+    Budget,
+    Decision,
+    ExitEvent,
+    ExitKind,
+    TaskFailure,
+    charge,
+    classify_exit,
+    decide,
+    decide_deadline,
+    decide_exit,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,3 +66,99 @@ def test_the_evaluator_is_restarted_and_never_fails_the_training():
     user_error = TaskFailure("evaluator", 0, 2, user_error=True)
     assert decide(user_error, 0, 3, chief_done=False) is Decision.RESTART_TASK
     assert decide(user_error, 3, 3, chief_done=False) is Decision.IGNORE
+
+
+# ---- classify_exit / decide_exit: every decision the supervisor carries out ----------------
+
+
+def exit_event(role="worker", code=1, **known):
+    return ExitEvent(role, 0, code, **known)
+
+
+def test_the_restart_table_is_per_role():
+    assert {role: rule.restart for role, rule in RESTART_TABLE.items()} == {
+        "worker": Decision.RESTART_TASK,
+        "chief": Decision.RESTART_TASK,
+        "ps": Decision.RESTART_CLUSTER,
+        "evaluator": Decision.RESTART_TASK,
+    }
+    assert RESTART_TABLE["evaluator"].budget != RESTART_TABLE["worker"].budget
+    assert RESTART_TABLE["evaluator"].exhausted is Decision.IGNORE
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        (exit_event(code=0, stop_sent=True), ExitKind.EXPECTED),
+        (exit_event(code=0, reported_done=True), ExitKind.EXPECTED),
+        (exit_event(code=-9, stop_sent=True), ExitKind.EXPECTED),  # killed after the grace
+        (exit_event("chief", -9, stop_sent=True), ExitKind.STOP_GRACE),
+        (exit_event("chief", 0, stop_sent=True), ExitKind.EXPECTED),
+        (exit_event("chief", -9, stop_sent=True, chief_done=True), ExitKind.EXPECTED),
+        (exit_event(code=3, state=State.RENDEZVOUS), ExitKind.BIND_FAILED),
+        (exit_event(code=3, state=State.RENDEZVOUS, rejoining=True), ExitKind.REJOIN_FAILED),
+        (exit_event(code=3, state=State.TRAINING), ExitKind.FAILURE),
+        (exit_event(code=0), ExitKind.FAILURE),  # exit 0 without stop or done
+        (exit_event(code=None), ExitKind.FAILURE),
+    ],
+)
+def test_classify_exit(event, kind):
+    assert classify_exit(event).kind is kind
+
+
+def test_classify_exit_marks_user_errors_only_for_failures():
+    assert classify_exit(exit_event(code=2)).user_error
+    assert not classify_exit(exit_event(code=1)).user_error
+    assert not classify_exit(exit_event(code=2, stop_sent=True)).user_error
+
+
+BUDGET = Budget(max_failures=3)
+
+
+@pytest.mark.parametrize(
+    ("event", "budget", "decision"),
+    [
+        (exit_event(code=0, stop_sent=True), BUDGET, Decision.NOTHING),
+        (exit_event("chief", -9, stop_sent=True), BUDGET, Decision.FAIL),
+        (exit_event(code=3, state=State.RENDEZVOUS), BUDGET, Decision.RERUN_RENDEZVOUS),
+        (
+            exit_event(code=3, state=State.RENDEZVOUS),
+            Budget(3, rendezvous_attempt=MAX_RENDEZVOUS_ATTEMPTS),
+            Decision.FAIL,
+        ),
+        (exit_event(code=3, rejoining=True), BUDGET, Decision.RESTART_CLUSTER),
+        (exit_event(code=3, rejoining=True, chief_done=True), BUDGET, Decision.IGNORE),
+        (exit_event(code=2), BUDGET, Decision.FAIL),
+        (exit_event("evaluator", 2), BUDGET, Decision.RESTART_TASK),
+        (exit_event("ps", -9), BUDGET, Decision.RESTART_CLUSTER),
+        (exit_event(code=1), Budget(3, failures=3), Decision.FAIL),
+        (exit_event("evaluator", 1), Budget(3, failures=3), Decision.RESTART_TASK),
+        (exit_event("evaluator", 1), Budget(3, evaluator_failures=3), Decision.IGNORE),
+        (exit_event(code=1), Budget(3, evaluator_failures=3), Decision.RESTART_TASK),
+        (exit_event(code=1, chief_done=True), BUDGET, Decision.IGNORE),
+    ],
+)
+def test_decide_exit(event, budget, decision):
+    assert decide_exit(classify_exit(event), budget) is decision
+
+
+def test_deadlines_fail_a_start_and_restart_the_cluster_for_a_rejoin():
+    assert decide_deadline(fresh=True, chief_done=False) is Decision.FAIL
+    assert decide_deadline(fresh=False, chief_done=False) is Decision.RESTART_CLUSTER
+    assert decide_deadline(fresh=False, chief_done=True) is Decision.IGNORE
+
+
+def test_charge_counts_each_budget_and_the_rendezvous_attempts():
+    worker = classify_exit(exit_event(code=1))
+    evaluator = classify_exit(exit_event("evaluator", 1))
+    budget = charge(BUDGET, worker, Decision.RESTART_TASK)
+    assert (budget.failures, budget.evaluator_failures) == (1, 0)
+    budget = charge(budget, evaluator, Decision.RESTART_TASK)
+    assert (budget.failures, budget.evaluator_failures) == (1, 1)
+    bind = classify_exit(exit_event(code=3, state=State.RENDEZVOUS))
+    budget = charge(budget, bind, Decision.RERUN_RENDEZVOUS)
+    assert (budget.failures, budget.rendezvous_attempt) == (1, 2)
+    rejoin = classify_exit(exit_event(code=3, rejoining=True))
+    budget = charge(budget, rejoin, Decision.RESTART_CLUSTER)  # not a failure of its own
+    assert (budget.failures, budget.rendezvous_attempt) == (1, 1)
+    assert charge(budget, worker, Decision.FAIL) == budget

@@ -1,0 +1,106 @@
+"""What the supervisor records of a run: steps, loss, timings, evaluations, failures.
+
+``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from cluster.console import Console
+from cluster.lifecycle import TaskState
+from cluster.plan import Plan
+
+
+class RunRecord:
+    def __init__(self, console: Console, clock: Callable[[], float]) -> None:
+        self.console = console
+        self.clock = clock
+        self.t0 = clock()
+        self.global_step = 0
+        self.last_global_advance = self.t0
+        self.last_loss: float | None = None
+        self.timings: dict[str, float] = {}
+        self.latest_eval: dict[str, Any] | None = None
+        self.failure_log: list[dict[str, Any]] = []
+        self.final_global_step = 0
+
+    def elapsed(self) -> float:
+        return round(self.clock() - self.t0, 3)
+
+    def mark(self, name: str) -> None:
+        """Record the time since the start under ``name``, the first time only."""
+        self.timings.setdefault(name, self.elapsed())
+
+    def progress(self, state: TaskState, event: dict[str, Any]) -> None:
+        """A trainer's ``session_ready``, ``progress`` or ``done``."""
+        now = self.clock()
+        steps = int(event.get("local_steps", state.local_steps))
+        if steps > state.local_steps:
+            state.last_advance = now
+            self.mark("first_step_secs")
+        state.local_steps = steps
+        step = int(event.get("global_step", 0))
+        state.global_step = step
+        if event.get("loss") is not None:
+            self.last_loss = float(event["loss"])
+        if step > self.global_step:
+            self.global_step = step
+            self.last_global_advance = now
+        self.console.progress(self.global_step, self.last_loss)
+
+    def evaluation(self, event: dict[str, Any]) -> None:
+        metrics = event.get("metrics", {})
+        self.latest_eval = {"global_step": event.get("global_step"), "metrics": metrics}
+        text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        self.console.info(f"eval at global step {event.get('global_step')}: {text}")
+
+    def failure(self, key: str, exit_code: int | None, decision: str) -> None:
+        self.failure_log.append(
+            {"task": key, "exit_code": exit_code, "decision": decision, "at_secs": self.elapsed()}
+        )
+
+    def summary(
+        self,
+        plan: Plan,
+        tasks: dict[str, TaskState],
+        restarts: int,
+        chief_done: bool,
+        status: str,
+        error: str | None,
+        user_error: bool,
+    ) -> dict[str, Any]:
+        """run.json's content. ``user_error``: the job failed because of the user's code."""
+        return {
+            "job": plan.job.name,
+            "status": status,
+            "error": error,
+            "user_error": user_error,
+            "backend": plan.backend,
+            "final_global_step": self.final_global_step if chief_done else self.global_step,
+            "max_steps": plan.job.train.max_steps,
+            "last_loss": self.last_loss,
+            "restarts": restarts,
+            "failures": self.failure_log,
+            "tasks": {
+                key: {
+                    "local_steps": s.steps_before_restart + s.local_steps,
+                    "restarts": s.restarts,
+                    "exit_code": s.exit_code,
+                }
+                for key, s in tasks.items()
+            },
+            "timings": self.timings,
+            "eval": self.latest_eval,
+        }
+
+
+def write_run_json(model_dir: str, summary: dict[str, Any]) -> None:
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, "run.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(path + ".tmp", path)
