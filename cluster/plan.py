@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from cluster.processes import join_paths
 from harness import legacy_keras
+from harness.identity import TaskId, tf_config
 from harness.job import TRAINER_ROLES, JobSpec, JobSpecError, gpus_for
 
 
@@ -32,6 +33,10 @@ class TaskPlan:
     @property
     def key(self) -> str:
         return f"{self.role}:{self.index}"
+
+    @property
+    def task_id(self) -> TaskId:
+        return TaskId(self.role, self.index)
 
     @property
     def is_trainer(self) -> bool:
@@ -54,8 +59,9 @@ class Plan:
         return hosts or ("chief:0",)
 
     def tf_config(self, task: TaskPlan, cluster: dict[str, list[str]] | None = None) -> dict:
-        cluster = cluster or placeholder_cluster(self.job)
-        return {"cluster": cluster, "task": {"type": task.role, "index": task.index}}
+        """``task``'s TF_CONFIG (``harness.identity.tf_config``), with placeholder addresses
+        unless ``cluster`` is given."""
+        return tf_config(task.task_id, cluster or placeholder_cluster(self.job))
 
     def describe(self) -> str:
         """Human-readable dry-run of the local backend: processes, commands, TF_CONFIG."""

@@ -1,6 +1,8 @@
 """RunConfig: what a task tells model_fn and input_fn about itself (Estimator's RunConfig).
 
-Built from TF_CONFIG, the way ``tf.estimator.RunConfig`` did:
+Built from a task's ``TaskSpec`` (``RunConfig.for_task``; the task runner's way) or from a
+TF_CONFIG dict (``RunConfig.from_tf_config``), the way ``tf.estimator.RunConfig`` did; both give
+the same config for the same task:
 
 - ``task_type`` / ``task_id`` come from ``TF_CONFIG['task']``;
 - ``is_chief`` is True for the chief (and for a job with no cluster at all);
@@ -33,9 +35,12 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from harness.identity import TaskSpec
 
 
 def device_filters(task_type: str | None, task_id: int, has_ps: bool = True) -> list[str]:
@@ -86,7 +91,8 @@ class RunConfig:
     def from_tf_config(
         cls, tf_config: dict[str, Any] | str | None = None, **settings: Any
     ) -> RunConfig:
-        """Build from a TF_CONFIG dict or JSON string (default: the TF_CONFIG environment)."""
+        """Build from a TF_CONFIG dict or JSON string (default: the TF_CONFIG environment, for
+        user code; the harness always passes the dict)."""
         if tf_config is None:
             tf_config = os.environ.get("TF_CONFIG", "{}")
         if isinstance(tf_config, str):
@@ -99,6 +105,12 @@ class RunConfig:
             cluster_spec=tf.train.ClusterSpec(cluster),
             **settings,
         )
+
+    @classmethod
+    def for_task(cls, task: TaskSpec, **settings: Any) -> RunConfig:
+        """The RunConfig of ``task`` (its id and cluster; never the environment): exactly
+        ``from_tf_config(task.tf_config(), **settings)``."""
+        return cls.from_tf_config(task.tf_config(), **settings)
 
     @property
     def is_chief(self) -> bool:

@@ -5,10 +5,17 @@ the task over stdin/stdout (see ``harness.protocol``). The same module runs unde
 launcher (a local process, or a process owned by a Ray actor), so no role logic lives anywhere
 else.
 
+``main`` is the process's edge: it reads the command line and the environment once
+(``HARNESS_JOB``; ``HARNESS_NODE_IP``, the address to report, 127.0.0.1 by default;
+``HARNESS_FAULT_INJECT``, ``harness.runtime.server.BindFault``) into a ``TaskSpec``
+(``harness.identity``) and the fault to inject, and everything below gets them as arguments.
+The port is held by ``harness.runtime.ports``, the server started by ``harness.runtime.server``.
+
 Lifecycle of a task:
 
 1. hold a TCP port outside the kernel's ephemeral range and report ``address``;
-2. receive the whole cluster, set ``TF_CONFIG``, release the port and start the
+2. receive the whole cluster (``join_cluster``: the ``TaskSpec`` gets it, and ``TF_CONFIG`` is
+   set once, for the user's code and TensorFlow), release the port and start the
    ``tf.distribute.Server`` on it at once (``bind_failed`` if that fails, and the supervisor
    re-runs the rendezvous);
 3. by role:
@@ -31,9 +38,7 @@ import faulthandler
 import json
 import os
 import queue
-import random
 import signal
-import socket
 import sys
 import threading
 import traceback
@@ -41,44 +46,10 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import protocol
+from harness.identity import DEFAULT_NODE_IP, ROLES, TaskId, TaskSpec
 from harness.job import JobSpec, JobSpecError
-
-# Fault injection for tests: "bind:<role>:<index>:<marker file>" makes that task's TF server
-# fail to bind once (the marker file records that it happened).
-FAULT_INJECT_ENV = "HARNESS_FAULT_INJECT"
-
-
-# ---- ports -------------------------------------------------------------------------------
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low, high = (int(x) for x in f.read().split())
-            return low, high
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def hold_port(host: str = "0.0.0.0", attempts: int = 200) -> socket.socket:
-    """Bind and listen on a random port below the ephemeral range; the caller keeps it held.
-
-    Ports the kernel hands out for outgoing connections come from the ephemeral range, so a
-    port picked below it is not taken by some unrelated connect() between our release and the
-    TF server's bind.
-    """
-    low, _ = _ephemeral_range()
-    candidates = (10000, max(10001, min(low, 32768)))
-    for _ in range(attempts):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind((host, random.randrange(*candidates)))
-            sock.listen(1)
-            return sock
-        except OSError:
-            sock.close()
-    raise RuntimeError(f"no free TCP port found in {candidates} after {attempts} attempts")
-
+from harness.runtime.ports import hold_port
+from harness.runtime.server import FAULT_INJECT_ENV, BindFault, start_server
 
 # ---- supervisor commands -----------------------------------------------------------------
 
@@ -122,45 +93,50 @@ class Commands:
 # ---- the task ----------------------------------------------------------------------------
 
 
-def run_task(job: JobSpec, role: str, index: int, report: Any, commands: Commands) -> int:
+def run_task(
+    task: TaskSpec, report: Any, commands: Commands, fault: BindFault | None = None
+) -> int:
     """Run the task to the end; returns the exit code."""
-    node_ip = os.environ.get("HARNESS_NODE_IP", "127.0.0.1")
-    if role == "evaluator":
-        return run_evaluator_task(job, node_ip, report, commands)
+    if task.role == "evaluator":
+        return run_evaluator_task(task, report, commands)
     holder = hold_port()
-    report("address", host=node_ip, port=holder.getsockname()[1])
-    cluster = commands.wait_for_cluster()
-    os.environ["TF_CONFIG"] = json.dumps(
-        {"cluster": cluster, "task": {"type": role, "index": index}}
-    )
+    report("address", host=task.node_ip, port=holder.getsockname()[1])
+    task = join_cluster(task, commands.wait_for_cluster())
     holder.close()
-    server = _start_server(job, role, index, cluster, report)
+    server = start_server(task, report, fault)
     if server is None:
         return protocol.EXIT_BIND_FAILED
     report("server_started")
-    if role == "ps":
+    if task.role == "ps":
         commands.stop_event.wait()
         return protocol.EXIT_OK
     from harness.runtime.trainer import train  # imports TensorFlow graph code only on trainers
 
+    job = task.job
     finish = _export_on_finish(job) if job.train.export_on_finish else None
-    train(job, report, commands.stop_event, commands.dump_listeners, after_training=finish)
-    if role == "chief" and job.cluster.ps == 0:
+    train(task, report, commands.stop_event, commands.dump_listeners, after_training=finish)
+    if task.role == "chief" and job.cluster.ps == 0:
         commands.stop_event.wait()  # the chief hosts the variables until every worker is done
     return protocol.EXIT_OK
 
 
-def run_evaluator_task(job: JobSpec, node_ip: str, report: Any, commands: Commands) -> int:
+def run_evaluator_task(task: TaskSpec, report: Any, commands: Commands) -> int:
     """The evaluator is outside the TF cluster (as in TF): no port, no server."""
-    report("address", host=node_ip, port=0)
-    cluster = commands.wait_for_cluster()
-    tf_config = {"cluster": cluster, "task": {"type": "evaluator", "index": 0}}
-    os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    report("address", host=task.node_ip, port=0)
+    task = join_cluster(task, commands.wait_for_cluster())
     report("server_started")
     from harness.runtime.evaluation import run_evaluator
 
-    run_evaluator(job, report, commands.stop_event)
+    run_evaluator(task.job, report, commands.stop_event, task=task)
     return protocol.EXIT_OK
+
+
+def join_cluster(task: TaskSpec, cluster: dict[str, list[str]]) -> TaskSpec:
+    """``task`` with the cluster; sets ``TF_CONFIG`` for the user's code and TensorFlow (the
+    harness itself goes on with the returned spec and never reads the variable back)."""
+    task = task.with_cluster(cluster)
+    os.environ["TF_CONFIG"] = json.dumps(task.tf_config())
+    return task
 
 
 def _export_on_finish(job: JobSpec) -> Any:
@@ -179,44 +155,6 @@ def _export_on_finish(job: JobSpec) -> Any:
     return export
 
 
-def _start_server(job: JobSpec, role: str, index: int, cluster: dict, report: Any) -> Any:
-    import tensorflow as tf
-
-    from harness.config import RunConfig
-
-    config = RunConfig.from_tf_config(gpu_memory_growth=job.resources.gpu_memory_growth)
-    blocker = _injected_bind_conflict(role, index, cluster)
-    try:
-        return tf.distribute.Server(
-            tf.train.ClusterSpec(cluster),
-            job_name=role,
-            task_index=index,
-            config=config.session_config,
-            start=True,
-        )
-    except (
-        Exception
-    ) as exc:  # TF raises UnknownError/InternalError for "Could not start gRPC server"
-        report("bind_failed", port=cluster[role][index], error=str(exc).strip().splitlines()[-1])
-        return None
-    finally:
-        if blocker is not None:
-            blocker.close()
-
-
-def _injected_bind_conflict(role: str, index: int, cluster: dict) -> socket.socket | None:
-    """Fault injection for tests: occupy our own port so the server's bind really fails."""
-    kind, _, rest = os.environ.get(FAULT_INJECT_ENV, "").partition(":")
-    target, _, marker = rest.rpartition(":")
-    if kind != "bind" or target != f"{role}:{index}" or os.path.exists(marker):
-        return None
-    open(marker, "w").close()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("0.0.0.0", int(cluster[role][index].rsplit(":", 1)[1])))
-    sock.listen(1)
-    return sock
-
-
 def _exit(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -225,9 +163,12 @@ def _exit(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.task", description=__doc__)
-    parser.add_argument("--role", required=True, choices=["chief", "worker", "ps", "evaluator"])
+    parser.add_argument("--role", required=True, choices=list(ROLES))
     parser.add_argument("--index", required=True, type=int)
     args = parser.parse_args(argv)
+    task_id = TaskId(args.role, args.index)
+    node_ip = os.environ.get("HARNESS_NODE_IP", DEFAULT_NODE_IP)
+    fault = BindFault.parse(os.environ.get(FAULT_INJECT_ENV))
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     report = protocol.EventWriter()
@@ -235,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     code = protocol.EXIT_ERROR
     try:
         job = JobSpec.from_json(os.environ["HARNESS_JOB"])
-        code = run_task(job, args.role, args.index, report, commands)
+        task = TaskSpec(task_id, job, node_ip=node_ip)
+        code = run_task(task, report, commands, fault)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the supervisor
         code = _report_failure(exc, report)
     _exit(code)

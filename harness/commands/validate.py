@@ -1,7 +1,8 @@
 """``harness validate``: build every graph a job will build, and show each role's hooks.
 
-No server is started and no checkpoint is needed. In throwaway ``tf.Graph``s, with a
-placeholder cluster:
+No server is started, no checkpoint is needed and the environment is left alone. In throwaway
+``tf.Graph``s, with a placeholder cluster (each trainer's RunConfig comes from a ``TaskSpec``
+with placeholder addresses, as the task's would from its real one):
 
 1. the TRAIN graph of the chief and of a worker (input_fn and model_fn in TRAIN mode, the
    result checked, the role's hooks selected); a table lists every hook each role will run,
@@ -19,16 +20,14 @@ not.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import threading
-from unittest import mock
 
 from rich.console import Console
 from rich.table import Table
 
 from cluster.plan import placeholder_cluster
+from harness.identity import TaskId, TaskSpec
 from harness.job import JobSpec, JobSpecError
 from harness.legacy_keras import describe as describe_keras
 from harness.runtime.graph import UserCodeError
@@ -90,15 +89,14 @@ def _hook_table(job: JobSpec, origin: str) -> Table | None:
     for column in ("role", "#", "hook", "origin"):
         table.add_column(column)
     for role in roles:
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": role, "index": 0}})
-        with mock.patch.dict(os.environ, {"TF_CONFIG": tf_config}):
-            try:
-                graph, _ = build_task_graph(
-                    job, run_config(job), lambda *a, **k: None, threading.Event()
-                )
-            except UserCodeError as exc:
-                print(f"harness: error: {origin}: {role}:0: {exc}", file=sys.stderr)
-                return None
+        task = TaskSpec(TaskId(role, 0), job, cluster=cluster)
+        try:
+            graph, _ = build_task_graph(
+                job, run_config(task), lambda *a, **k: None, threading.Event()
+            )
+        except UserCodeError as exc:
+            print(f"harness: error: {origin}: {role}:0: {exc}", file=sys.stderr)
+            return None
         for n, entry in enumerate(graph.role_hooks.entries_in_call_order(), 1):
             table.add_row(f"{role}:0", str(n), type(entry.hook).__name__, entry.origin)
     if job.cluster.ps:

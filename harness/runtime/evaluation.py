@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness.config import RunConfig
+from harness.identity import TaskSpec
 from harness.job import JobSpec, import_function
 from harness.legacy_keras import reset_keras_state
 from harness.model_fn import MetricKey, ModeKeys
@@ -273,8 +274,13 @@ def run_evaluator(
     report: Callable[..., None],
     stop_event: threading.Event,
     poll_secs: float = 0.5,
+    *,
+    task: TaskSpec | None = None,
 ) -> None:
     """The evaluator task: evaluates new checkpoints until ``stop_event``, then the final one.
+
+    ``task`` is the evaluator task's ``TaskSpec`` (its RunConfig names the task and the
+    training cluster); without one, model_fn gets ``local_run_config(job)``.
 
     Each evaluation writes summaries to ``<model_dir>/eval`` and calls
     ``report('eval', global_step=step, metrics={name: value})``. Between two evaluations at
@@ -285,7 +291,7 @@ def run_evaluator(
     Raises:
         UserCodeError: model_fn/input_fn are wrong, or checkpoints do not fit the EVAL graph.
     """
-    config = run_config(job)
+    config = local_run_config(job) if task is None else run_config(task)
     resolve_eval_functions(job)  # fail fast on import errors
     last_path: str | None = None
     last_start = -float("inf")

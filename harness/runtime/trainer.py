@@ -2,8 +2,8 @@
 
 ``train`` builds the TRAIN graph with the role's hooks, opens the MonitoredSession and runs
 ``[train_op, loss]`` until a hook (StopAtStepHook at ``max_steps``, the supervisor's stop
-signal, a user hook) asks to stop. Its ``RunConfig`` comes from ``TF_CONFIG``, which the task
-has set before calling it.
+signal, a user hook) asks to stop. Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
+cluster), which the task passes in (``harness.identity``).
 
 Errors that would fail the same way after a restart are raised as ``UserCodeError``s, which
 the task reports as ``user_error`` (never retried, see ``cluster.policy``):
@@ -32,6 +32,7 @@ from harness.errors import (
     error_text,
     op_user_location,
 )
+from harness.identity import TaskSpec
 from harness.job import JobSpec
 from harness.runtime.graph import TrainGraph, build_train_graph
 from harness.runtime.run_config import run_config
@@ -95,13 +96,14 @@ def build_task_graph(
 
 
 def train(
-    job: JobSpec,
+    task: TaskSpec,
     report: Any,
     stop_event: threading.Event,
     dump_listeners: list[Callable[[], None]] | None = None,
     after_training: Callable[[], None] | None = None,
 ) -> float | None:
-    """Train until the loop should stop; reports ``session_ready``, ``progress`` and ``done``.
+    """Train ``task`` (a chief or worker that knows its cluster) until the loop should stop;
+    reports ``session_ready``, ``progress`` and ``done``.
 
     ``dump_listeners`` (the task's ``Commands.dump_listeners``) gets a callable that reports
     the latest progress at once, so a stall report names the step the trainer really reached.
@@ -109,7 +111,8 @@ def train(
     reported (the task passes the SavedModel export of ``train.export_on_finish``).
     Raises ``UserCodeError`` for errors that a restart cannot fix (module docstring).
     """
-    config = run_config(job)
+    job = task.job
+    config = run_config(task)
     graph, progress = build_task_graph(job, config, report, stop_event)
     if dump_listeners is not None:
         dump_listeners.append(progress.report_latest)

@@ -436,7 +436,7 @@ def covered(port: int) -> bool:
 
 
 def test_networkpolicy_covers_every_ray_port_and_the_tf_port_range():
-    from harness.task import hold_port
+    from harness.runtime.ports import hold_port
 
     doc = by_kind(k8s.render_rayjob(SHAPES["gpu-1-per-worker-with-ps"], IMAGE), "RayJob")
     for params in ray_start_params(doc):

@@ -1,0 +1,70 @@
+"""A task's ``tf.distribute.Server``, started on the port it held, and the injected bind failure
+that tests use to exercise the supervisor's re-rendezvous (``HARNESS_FAULT_INJECT``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from harness.identity import TaskSpec
+
+# Fault injection for tests: "bind:<role>:<index>:<marker file>" makes that task's TF server
+# fail to bind once (the marker file records that it happened). ``harness.task``'s ``main``
+# reads the variable and passes ``BindFault.parse``'s result down.
+FAULT_INJECT_ENV = "HARNESS_FAULT_INJECT"
+
+
+@dataclass(frozen=True)
+class BindFault:
+    """Make ``target``'s (``role:index``) server bind fail once, unless ``marker`` exists."""
+
+    target: str
+    marker: str
+
+    @classmethod
+    def parse(cls, value: str | None) -> BindFault | None:
+        """The fault that ``value`` (``HARNESS_FAULT_INJECT``'s value) asks for, or None."""
+        kind, _, rest = (value or "").partition(":")
+        target, _, marker = rest.rpartition(":")
+        return cls(target, marker) if kind == "bind" else None
+
+
+def start_server(task: TaskSpec, report: Any, fault: BindFault | None = None) -> Any:
+    """Start ``task``'s server (the task knows its cluster); None after reporting
+    ``bind_failed`` when the port could not be bound."""
+    import tensorflow as tf
+
+    from harness.config import RunConfig
+
+    config = RunConfig.for_task(task, gpu_memory_growth=task.job.resources.gpu_memory_growth)
+    blocker = _injected_bind_conflict(task, fault)
+    try:
+        return tf.distribute.Server(
+            tf.train.ClusterSpec(task.tf_config()["cluster"]),
+            job_name=task.role,
+            task_index=task.index,
+            config=config.session_config,
+            start=True,
+        )
+    except (
+        Exception
+    ) as exc:  # TF raises UnknownError/InternalError for "Could not start gRPC server"
+        report("bind_failed", port=task.address, error=str(exc).strip().splitlines()[-1])
+        return None
+    finally:
+        if blocker is not None:
+            blocker.close()
+
+
+def _injected_bind_conflict(task: TaskSpec, fault: BindFault | None) -> socket.socket | None:
+    """Fault injection for tests: occupy our own port so the server's bind really fails."""
+    if fault is None or fault.target != task.task.key or os.path.exists(fault.marker):
+        return None
+    open(fault.marker, "w").close()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("0.0.0.0", int(task.address.rsplit(":", 1)[1])))
+    sock.listen(1)
+    return sock
