@@ -74,6 +74,11 @@ class Inbox:
     def exited(self, handle: Any, code: int | None) -> None:
         self._queue.put(Message(handle, "exit", code))
 
+    def pending(self) -> bool:
+        """Whether messages are queued (the supervisor takes them all in before it judges
+        time: a backlog on a loaded machine is not a stall)."""
+        return not self._queue.empty()
+
     def get(self, timeout: float) -> Message | None:
         try:
             return self._queue.get(timeout=timeout)

@@ -40,6 +40,12 @@ class RunRecord:
         now = self.clock()
         steps = int(event.get("local_steps", state.local_steps))
         if steps > state.local_steps:
+            if state.local_steps == 0:
+                # A trainer's first step (a step's global step is read before the step, so
+                # this report may not raise the global step): graph building, restoring
+                # and the first step may take long on a loaded machine; the stall watchdog
+                # counts from here.
+                self.last_global_advance = max(self.last_global_advance, now)
             state.last_advance = now
             self.mark("first_step_secs")
         state.local_steps = steps

@@ -149,6 +149,8 @@ class Supervisor:
             return next_state
         if self.chief_done:
             return State.STOPPING
+        if self.inbox.pending():  # take in the backlog first: its news may be newer than now
+            return State.TRAINING
         self._enforce_stop_grace()
         self._check_lingering_chief()
         self._check_stall()

@@ -558,6 +558,35 @@ def test_the_stall_watchdog_asks_for_stacks_then_names_the_stalled_tasks(tmp_pat
     assert killed - dumped >= 1.5, "the inbox is drained for 1.5 s of the supervisor's clock"
 
 
+def test_a_first_step_that_comes_late_is_not_a_stall(tmp_path):
+    # Building the graph and the first step can take longer than the stall timeout on a
+    # loaded machine; a step's report carries the global step read before it (0 at first).
+    def first_steps(world: World) -> None:
+        world.clock.now += 100
+        world.progress("chief:0", 0)
+        world.progress("worker:0", 0)
+
+    script = [check(lambda w: w.sent("chief:0", "cluster")), first_steps]
+    script += [progress("chief:0", 30), finish(100)]
+    result = supervise(tmp_path, script, failure={"stall_timeout_secs": 60})
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert not result.world.sent("chief:0", "dump_stacks")
+
+
+def test_a_backlog_in_the_inbox_is_taken_in_before_the_watchdog_judges(tmp_path):
+    # The supervisor itself was starved: while it did not run, the chief moved on; its report
+    # waits in the queue behind a worker's report of an older step.
+    def starved(world: World) -> None:
+        world.clock.now += 100
+        world.progress("worker:0", 10)
+        world.progress("chief:0", 40)
+
+    script = [progress("chief:0", 10), progress("worker:0", 10), starved, finish(100)]
+    result = supervise(tmp_path, script, failure={"stall_timeout_secs": 60})
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert not result.world.sent("chief:0", "dump_stacks")
+
+
 @pytest.mark.parametrize("state", ["rendezvous", "training"])
 @pytest.mark.parametrize(("signal", "how"), [("", "SIGINT/SIGTERM/SIGHUP"), ("SIGTERM", "SIGTERM")])
 def test_ctrl_c_interrupts_and_teardown_kills_everything(tmp_path, state, signal, how):
