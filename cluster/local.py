@@ -1,5 +1,10 @@
 """Local launcher: one OS process per task on this machine.
 
+``LocalBackend.render(plan)`` is the ``LocalRequest``: a process per task with its command
+and environment (the plan's ``CUDA_VISIBLE_DEVICES`` slice included, from
+``cluster.resources``), pure data that ``--dry-run`` prints; ``launch(request)`` returns the
+``LocalLauncher`` that starts exactly those processes when the supervisor asks for them.
+
 Each task is ``python -m harness.task`` in its own session (process group), with stdin and
 stdout as pipes to the supervisor. A reader thread routes its output lines to the supervisor's
 inbox. ``kill`` takes the whole process tree down (psutil), so processes the user's code
@@ -12,10 +17,13 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cluster.handles import Inbox
-from cluster.plan import TaskPlan
+from cluster.plan import Plan, TaskPlan, make_plan
 from cluster.processes import kill_tree, spawn_task, task_process_env
+from harness.job import JobSpec
 
 
 def visible_gpus() -> list[str]:
@@ -34,11 +42,62 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
+@dataclass(frozen=True)
+class LocalProcess:
+    """One task's process: its command and the environment the plan gives it."""
+
+    key: str
+    command: tuple[str, ...]
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LocalRequest:
+    """What the local backend will start: one process per task, in plan order.
+
+    Each process runs with this machine's environment, then ``extra_env``, then its own
+    ``env`` (``cluster.processes.task_process_env``).
+    """
+
+    plan: Plan
+    processes: tuple[LocalProcess, ...]
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def process(self, key: str) -> LocalProcess:
+        return next(p for p in self.processes if p.key == key)
+
+    def describe(self) -> str:
+        """The dry-run text: processes, commands, environment, TF_CONFIG."""
+        return self.plan.describe()
+
+
+class LocalBackend:
+    """``--backend local``: plan with this machine's GPUs, render, launch."""
+
+    name = "local"
+
+    def __init__(self, extra_env: Mapping[str, str] | None = None) -> None:
+        self.extra_env = dict(extra_env or {})
+
+    def plan(self, job: JobSpec) -> Plan:
+        return make_plan(job, "local", visible_gpus=visible_gpus())
+
+    def render(self, plan: Plan) -> LocalRequest:
+        """Pure: the processes ``launch`` would start for ``plan``."""
+        processes = tuple(LocalProcess(t.key, t.command, dict(t.env)) for t in plan.tasks)
+        return LocalRequest(plan, processes, dict(self.extra_env))
+
+    def launch(self, request: LocalRequest) -> LocalLauncher:
+        return LocalLauncher(request)
+
+
 class LocalTaskHandle:
-    def __init__(self, plan: TaskPlan, inbox: Inbox, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, plan: TaskPlan, process: LocalProcess, inbox: Inbox, extra_env: Mapping[str, str]
+    ) -> None:
         self.plan = plan
-        env = task_process_env({**os.environ, **extra_env}, plan.env)
-        self.process = spawn_task(list(plan.command), env)
+        env = task_process_env({**os.environ, **extra_env}, dict(process.env))
+        self.process = spawn_task(list(process.command), env)
         self._lock = threading.Lock()
         self._reader = threading.Thread(
             target=self._read, args=(inbox,), daemon=True, name=f"read-{plan.key}"
@@ -83,14 +142,17 @@ class LocalTaskHandle:
 
 
 class LocalLauncher:
+    """Starts the processes of one ``LocalRequest``; ``close`` kills every one it started."""
+
     name = "local"
 
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
-        self.extra_env = dict(extra_env or {})
+    def __init__(self, request: LocalRequest) -> None:
+        self.request = request
         self.started: list[LocalTaskHandle] = []
 
     def start(self, task: TaskPlan, inbox: Inbox) -> LocalTaskHandle:
-        handle = LocalTaskHandle(task, inbox, self.extra_env)
+        process = self.request.process(task.key)
+        handle = LocalTaskHandle(task, process, inbox, self.request.extra_env)
         self.started.append(handle)
         return handle
 

@@ -9,15 +9,15 @@ chosen by the tasks themselves at start (see harness.task), so the dry-run shows
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cluster.processes import join_paths
+from cluster.resources import TaskResources, local_gpu_slices, task_resources
 from harness import legacy_keras
 from harness.identity import TaskId, tf_config
-from harness.job import TRAINER_ROLES, JobSpec, JobSpecError, gpus_for
+from harness.job import TRAINER_ROLES, JobSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class TaskPlan:
     @property
     def is_trainer(self) -> bool:
         return self.role in TRAINER_ROLES
+
+    @property
+    def resources(self) -> TaskResources:
+        """What the task gets (``cluster.resources.task_resources``), which backends derive from."""
+        return TaskResources(cpu=self.cpu, gpu=self.gpu, memory_mb=self.memory_mb)
 
 
 @dataclass(frozen=True)
@@ -99,27 +104,25 @@ def make_plan(
 ) -> Plan:
     """Turn a JobSpec into tasks. ``visible_gpus`` (local backend): GPU ids to hand out.
 
-    Locally, each trainer gets its own ``CUDA_VISIBLE_DEVICES`` slice of ``visible_gpus`` and
-    ps tasks get none, so TensorFlow on a ps never touches a GPU. On Ray the actor's assigned
-    GPUs are used instead (``visible_gpus=None``).
+    Each task's CPUs, GPUs and memory are ``cluster.resources.task_resources`` (only trainers
+    get GPUs). Locally, each trainer gets its own ``CUDA_VISIBLE_DEVICES`` slice of
+    ``visible_gpus`` and ps tasks get none, so TensorFlow on a ps never touches a GPU
+    (``cluster.resources.local_gpu_slices``). On Ray the actor's assigned GPUs are used
+    instead (``visible_gpus=None``).
     """
-    gpu_ids = list(visible_gpus or [])
-    if visible_gpus is not None:
-        _check_local_gpus(job, len(gpu_ids))
+    slices = None if visible_gpus is None else local_gpu_slices(job, visible_gpus)
     job_json = job.to_json()
     tasks = []
     for role, count in job.task_counts().items():
-        res = job.resources.for_role(role)
+        res = task_resources(job, role)
         for index in range(count):
             env = {
                 "HARNESS_JOB": job_json,
                 "PYTHONPATH": join_paths(*job.source_dirs),
                 legacy_keras.ENV: legacy_keras.env_value(job.keras),
             }
-            if visible_gpus is not None:
-                take = int(gpus_for(role, res))
-                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids[:take])
-                gpu_ids = gpu_ids[take:]
+            if slices is not None:
+                env["CUDA_VISIBLE_DEVICES"] = slices[f"{role}:{index}"]
             tasks.append(
                 TaskPlan(
                     role=role,
@@ -132,22 +135,3 @@ def make_plan(
                 )
             )
     return Plan(job=job, tasks=tuple(tasks), backend=backend)
-
-
-def _check_local_gpus(job: JobSpec, available: int) -> None:
-    needed = 0
-    for role in TRAINER_ROLES:
-        gpu = gpus_for(role, job.resources.for_role(role))
-        if gpu and not float(gpu).is_integer():
-            raise JobSpecError(
-                f"resources.{role}.gpu: the local backend gives whole GPUs to each task, got "
-                f"{gpu:g}; use a whole number, or --backend ray for fractional GPUs"
-            )
-        needed += math.ceil(gpu) * job.task_counts().get(role, 0)
-    if needed > available:
-        raise JobSpecError(
-            f"resources: the job needs {needed} GPU(s) for its chief and workers "
-            f"(resources.chief.gpu={job.resources.chief.gpu:g} x 1, resources.worker.gpu="
-            f"{job.resources.worker.gpu:g} x {job.cluster.workers}), but this machine shows "
-            f"{available}. Set gpu: 0 to train on CPU, or run on a GPU machine or Ray cluster."
-        )

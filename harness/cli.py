@@ -217,14 +217,13 @@ def _run(args: Any) -> int:
 
 
 def _render(args: Any) -> int:
-    from cluster.k8s import Lifecycle, PvcOptions, render
+    from cluster.k8s import K8sBackend, Lifecycle, PvcOptions
     from harness.job import JobSpec
 
     job = JobSpec.from_yaml(args.job)
-    text = render(
-        job,
+    backend = K8sBackend(
+        args.image,
         args.kind,
-        image=args.image,
         namespace=args.namespace,
         name=args.name,
         pvc=PvcOptions(args.storage_size, args.storage_class, args.existing_claim),
@@ -233,6 +232,7 @@ def _render(args: Any) -> int:
             pre_running_deadline=args.pre_running_deadline or None,
         ),
     )
+    text = backend.render(backend.plan(job)).describe()
     if args.output:
         with open(args.output, "w") as out:
             out.write(text + "\n")

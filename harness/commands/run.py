@@ -1,4 +1,9 @@
-"""``harness run``: pick the launcher, run the supervisor, return the run summary."""
+"""``harness run``: plan → render → launch → supervise; return the run summary.
+
+The backend (``cluster.backends``) plans the job and renders the plan into a request, pure
+data whose ``describe()`` is the ``--dry-run`` text; a run launches exactly that request and
+hands the launcher to the supervisor.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ def run_job(
     Raises JobSpecError, before anything starts, when model_dir cannot be used
     (``check_model_dir``).
     """
+    from cluster.backends import launching_backend
     from cluster.console import Console
     from cluster.supervisor import Supervisor
 
@@ -39,11 +45,16 @@ def run_job(
             "error": None,
             "final_global_step": saved_step,
         }
-    plan, launcher = _plan_and_launcher(job, backend, address, extra_env or {})
+    launcher = None
     try:
+        chosen = launching_backend(backend, address=address, extra_env=extra_env)
+        plan = chosen.plan(job)
+        request = chosen.render(plan)
+        launcher = chosen.launch(request)  # on Ctrl-C in ray.init it closes what it started
         return Supervisor(plan, launcher, console).run()
     finally:
-        launcher.close()
+        if launcher is not None:
+            launcher.close()
         console.close()
 
 
@@ -84,34 +95,9 @@ def latest_checkpoint_step(model_dir: str) -> int | None:
     return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
 
 
-def _plan_and_launcher(
-    job: JobSpec, backend: str, address: str | None, extra_env: dict[str, str]
-) -> Any:
-    from cluster.plan import make_plan
-
-    if backend == "local":
-        from cluster.local import LocalLauncher, visible_gpus
-
-        return make_plan(job, "local", visible_gpus=visible_gpus()), LocalLauncher(extra_env)
-    if backend == "ray":
-        from cluster.ray_launcher import RayLauncher
-
-        return make_plan(job, "ray"), RayLauncher(job, address=address, extra_env=extra_env)
-    raise JobSpecError(f"--backend {backend}: cannot run jobs; use it with --dry-run")
-
-
 def dry_run(job: JobSpec, args: Any) -> str:
-    """The plan of ``args.backend``, printed without starting anything."""
-    from cluster.plan import make_plan
+    """What ``args.backend`` would start (its request's ``describe()``); starts nothing."""
+    from cluster.backends import backend_for
 
-    if args.backend == "local":
-        from cluster.local import visible_gpus
-
-        return make_plan(job, "local", visible_gpus=visible_gpus()).describe()
-    if args.backend == "ray":
-        from cluster.ray_launcher import describe_ray_plan
-
-        return describe_ray_plan(make_plan(job, "ray"))
-    from cluster.k8s import render_rayjob
-
-    return render_rayjob(job, image=args.image)
+    backend = backend_for(args.backend, address=args.address, image=args.image)
+    return backend.render(backend.plan(job)).describe()

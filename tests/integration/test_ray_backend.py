@@ -3,6 +3,7 @@
 - the example shape (1 chief + 2 workers + 1 ps) trains on a local Ray;
 - several simulated nodes with fake GPUs: trainers land on GPU nodes and each task process
   sees exactly its Ray-assigned GPUs in CUDA_VISIBLE_DEVICES (ps sees none);
+- the placement group created has exactly the bundles the Ray backend rendered;
 - a placement group that cannot fit fails fast with what was requested and what exists;
 - killing a worker, ps or chief actor mid-run: the job still completes;
 - ``harness run`` with no Ray around starts an embedded one; Ctrl-C ends everything;
@@ -38,7 +39,7 @@ import ray
 from ray.util.state import list_actors, list_placement_groups
 
 from cluster.plan import make_plan
-from cluster.ray_launcher import describe_ray_plan
+from cluster.ray_launcher import RayBackend, describe_ray_plan
 from harness.commands.run import run_job
 from harness.job import JobSpec
 
@@ -212,6 +213,20 @@ def assert_nothing_left(job: JobSpec) -> None:
     assert not task_processes(job.model_dir), "task processes left running"
 
 
+def assert_placed_as_rendered(job: JobSpec) -> None:
+    """The job's one placement group (removed by now) had exactly the rendered bundles."""
+    from ray.util.placement_group import placement_group_table
+
+    groups = [
+        g for g in placement_group_table().values() if g["name"].startswith(f"harness-{job.name}-")
+    ]
+    assert len(groups) == 1, [(g["name"], g["state"]) for g in groups]
+    request = RayBackend().render(make_plan(job, "ray"))
+    bundles = groups[0]["bundles"]
+    assert [bundles[i] for i in sorted(bundles)] == request.bundles
+    assert groups[0]["strategy"] == job.placement.strategy
+
+
 def run_summary(job: JobSpec) -> dict[str, Any]:
     summary = run_job(job, backend="ray", quiet=True)
     on_disk = json.loads(Path(job.model_dir, "run.json").read_text())
@@ -277,6 +292,7 @@ class TestOnALocalRay:
         assert summary["restarts"] == 0
         assert len(job_actors(job)) == 4  # they existed, and are dead now
         assert_nothing_left(job)
+        assert_placed_as_rendered(job)
 
     @pytest.mark.timeout(60)
     def test_unplaceable_job_fails_fast_with_what_was_asked_and_what_exists(self, tmp_path):
@@ -433,6 +449,7 @@ def test_trainers_get_their_own_gpus_and_ps_none(tmp_path):
             on_node = [seen[k] for k in trainers if node_of[k] == node]
             assert len(on_node) == len(set(on_node)), f"two trainers share a GPU: {seen}"
         assert_nothing_left(job)
+        assert_placed_as_rendered(job)  # {CPU: 0.5, GPU: 1} for trainers, the ps without a GPU
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from cluster import ray_launcher
+from cluster.plan import make_plan
 from harness import cli
 from harness.errors import (
     CheckpointMismatchError,
@@ -271,8 +272,9 @@ def test_the_launcher_prints_the_warning_when_it_starts_an_embedded_ray(monkeypa
     monkeypatch.setattr(ray_launcher.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(ray_launcher.RayLauncher, "_create_placement_group", lambda self: None)
     calls: list[dict] = []
-    ray_launcher.RayLauncher(_job(16))
+    ray_launcher.launch(ray_launcher.render(make_plan(_job(16), "ray")))
     assert calls and calls[0]["num_cpus"] == 64
     err = capsys.readouterr().err.splitlines()
     assert [line for line in err if "warning" in line] == [
