@@ -37,7 +37,7 @@ PINNED_RAY_PORTS = {
     "max-worker-port": 19999,
 }
 GCS_PORT, DASHBOARD_PORT, CLIENT_PORT = 6379, 8265, 10001
-# harness.task.hold_port picks TF gRPC ports in [10000, 32768); Ray's worker ports
+# harness.runtime.ports.hold_port picks TF gRPC ports in [10000, 32768); Ray's worker ports
 # (10002-19999) and client port (10001) lie inside that range too.
 TASK_PORT_RANGE = (10000, 32767)
 POLICY_PORTS = ((6379, 6383), (8080, 8080), (8265, 8265), TASK_PORT_RANGE, (52365, 52365))
