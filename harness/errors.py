@@ -12,6 +12,14 @@ Python traceback: the failing op's creation stack (``exc.op.traceback``, graph m
 ``op_user_location`` reads it. ``describe`` turns any exception into the one line a user reads
 first: its type, its text without TensorFlow's node listings, and the user's frame.
 
+``HarnessError`` is the base of the harness's user-facing errors (``UserCodeError`` and its
+subclasses, ``harness.job.JobSpecError``, ``harness.export.serving_inputs.ExportError``,
+``harness.runtime.evaluation.CheckpointNotFoundError``, ``harness.compat``'s
+``RemovedAPIError``/``RemovedModuleError``): besides its message it carries the facts as
+attributes, each None when unknown: ``role`` and ``index`` (the task), ``field`` (the job
+file's field path, e.g. ``train.max_steps``). Each subclass keeps the builtin base it had
+(``JobSpecError`` is still a ``ValueError``), so every existing ``except`` still catches it.
+
 ``UserCodeError`` and its subclasses are the errors a restart cannot fix: the task reports
 them as ``user_error`` and the failure policy fails the job at once.
 """
@@ -25,7 +33,39 @@ import traceback
 from typing import Any
 
 
-class UserCodeError(Exception):
+class HarnessError(Exception):
+    """A user-facing error of the harness: a message, and the facts it is about.
+
+    Attributes:
+        message: the text (``str(error)``).
+        role: the task's role (``'chief'``, ``'worker'``, ...), or None.
+        index: the task's index within its role, or None.
+        field: the job file's field path (``'train.max_steps'``, ``'model_fn'``), or None.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        role: str | None = None,
+        index: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.role = role
+        self.index = index
+        self.field = field
+
+    @property
+    def task(self) -> str | None:
+        """``'role:index'`` (``'chief:0'``), ``'role'`` without an index, or None."""
+        if self.role is None:
+            return None
+        return self.role if self.index is None else f"{self.role}:{self.index}"
+
+
+class UserCodeError(HarnessError):
     """model_fn, input_fn, a user hook or what they returned is wrong: retrying cannot help."""
 
 
@@ -36,8 +76,8 @@ class UserHookError(UserCodeError):
     user's frame and the original exception's type and text (also kept as ``__cause__``).
     """
 
-    def __init__(self, message: str, hook: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, hook: str, **facts: Any) -> None:
+        super().__init__(message, **facts)
         self.hook = hook
 
 
@@ -149,6 +189,7 @@ def _short(filename: str) -> str:
 
 __all__ = [
     "CheckpointMismatchError",
+    "HarnessError",
     "UserCodeError",
     "UserGraphError",
     "UserHookError",

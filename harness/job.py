@@ -30,12 +30,18 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.errors import HarnessError, user_location
+
 _FN_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class JobSpecError(ValueError):
-    """The job description is invalid; the message names the file, the field and the fix."""
+class JobSpecError(HarnessError, ValueError):
+    """The job description is invalid; the message names the file, the field and the fix.
+
+    ``field`` is the field path of the (first) problem when there is one (``train.max_steps``,
+    ``model_fn``), else None (a file that cannot be read or parsed).
+    """
 
 
 class _Strict(BaseModel):
@@ -290,7 +296,7 @@ class JobSpec(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise JobSpecError(_format_errors(exc, origin)) from None
+            raise JobSpecError(_format_errors(exc, origin), field=_first_field(exc)) from None
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
@@ -334,15 +340,15 @@ def import_function(
         where = ", ".join(source_dirs) or "sys.path"
         raise JobSpecError(
             f"{field}: cannot import module '{module_name}' ({exc}). Check the spelling, or run "
-            f"from the directory that contains it (searched {where})."
+            f"from the directory that contains it (searched {where}).",
+            field=field,
         ) from None
     except Exception as exc:
-        from harness.errors import user_location
-
         where = user_location(exc)
         raise JobSpecError(
             f"{field}: importing module '{module_name}' raised {type(exc).__name__}: {exc}"
-            + (f" (at {where})" if where else "")
+            + (f" (at {where})" if where else ""),
+            field=field,
         ) from exc
     fn = getattr(module, attr, None)
     if fn is None:
@@ -350,10 +356,12 @@ def import_function(
         hint = difflib.get_close_matches(attr, names, n=1)
         suggestion = f" Did you mean '{module_name}:{hint[0]}'?" if hint else ""
         raise JobSpecError(
-            f"{field}: module '{module_name}' has no attribute '{attr}'.{suggestion}"
+            f"{field}: module '{module_name}' has no attribute '{attr}'.{suggestion}", field=field
         )
     if not callable(fn):
-        raise JobSpecError(f"{field}: '{fn_path}' is a {type(fn).__name__}, not a function")
+        raise JobSpecError(
+            f"{field}: '{fn_path}' is a {type(fn).__name__}, not a function", field=field
+        )
     return fn
 
 
@@ -361,6 +369,14 @@ def _install_compat() -> None:
     import harness.compat
 
     harness.compat.install()
+
+
+def _first_field(exc: ValidationError) -> str | None:
+    """The field path of the first problem, as ``_format_errors`` writes it."""
+    errors = exc.errors()
+    if not errors or not errors[0]["loc"]:
+        return None
+    return ".".join(str(part) for part in errors[0]["loc"])
 
 
 def _format_errors(exc: ValidationError, origin: str) -> str:

@@ -6,7 +6,9 @@ with placeholder addresses, as the task's would from its real one):
 
 1. the TRAIN graph of the chief and of a worker (input_fn and model_fn in TRAIN mode, the
    result checked, the role's hooks selected); a table lists every hook each role will run,
-   by class, with its origin (training_hooks, training_chief_hooks or a harness default);
+   by class, in call order, with its origin (training_hooks, training_chief_hooks, or who adds
+   the default: the harness, Estimator or MonitoredTrainingSession) and, for a default, its
+   cadence for this job; all of it from ``hooks.roles``'s table;
 2. the EVAL graph (the evaluator task and ``harness evaluate``), with the eval input_fn;
 3. the export graph (``harness export``, ``train.export_on_finish``): the INFER graph and its
    serving signatures.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import sys
 import threading
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -42,17 +45,12 @@ def _placeholder_addresses(job: JobSpec) -> dict[str, list[str]]:
 
 def validate_job(job: JobSpec, origin: str) -> int:
     """Print the hook table and what else was built; returns 0 when valid, 2 otherwise."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # piped: rows unwrapped
     console.print(describe_keras(job.keras), highlight=False)
     table = _hook_table(job, origin)
     if table is None:
         return 2
     console.print(table)
-    console.print(
-        "Also on the chief, from MonitoredTrainingSession: StepCounterHook and SummarySaverHook "
-        f"(summaries every {job.train.save_summary_steps} steps).",
-        highlight=False,
-    )
     checks = [
         ("EVAL graph", _build_eval, bool(job.cluster.evaluator or job.eval.input_fn)),
         ("export graph", _build_export, bool(job.train.export_on_finish or job.serving_input_fn)),
@@ -80,15 +78,33 @@ def validate_job(job: JobSpec, origin: str) -> int:
 
 def _hook_table(job: JobSpec, origin: str) -> Table | None:
     """The TRAIN graph of each trainer role, as a hook table; None (message printed) on error."""
+    rows = hook_rows(job, origin)
+    if rows is None:
+        return None
+    table = Table(
+        title=f"{job.name}: hooks per role (MonitoredSession call order)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("role", "#", "hook", "origin"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("cadence")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def hook_rows(job: JobSpec, origin: str) -> list[tuple[str, str, str, str, str]] | None:
+    """``(task, #, hook, origin, cadence)`` per hook of each role of the job, from the TRAIN
+    graphs' real hooks and ``hooks.roles``; None (message printed) when a graph fails."""
     from harness.runtime.run_config import run_config
     from harness.runtime.trainer import build_task_graph
+    from hooks import roles
 
     cluster = _placeholder_addresses(job)
-    roles = ["chief"] + (["worker"] if job.cluster.workers else [])
-    table = Table(title=f"{job.name}: hooks per role (MonitoredSession call order)")
-    for column in ("role", "#", "hook", "origin"):
-        table.add_column(column)
-    for role in roles:
+    trainers = ["chief"] + (["worker"] if job.cluster.workers else [])
+    rows = []
+    for role in trainers:
         task = TaskSpec(TaskId(role, 0), job, cluster=cluster)
         try:
             graph, _ = build_task_graph(
@@ -97,11 +113,15 @@ def _hook_table(job: JobSpec, origin: str) -> Table | None:
         except UserCodeError as exc:
             print(f"harness: error: {origin}: {role}:0: {exc}", file=sys.stderr)
             return None
-        for n, entry in enumerate(graph.role_hooks.entries_in_call_order(), 1):
-            table.add_row(f"{role}:0", str(n), type(entry.hook).__name__, entry.origin)
-    if job.cluster.ps:
-        table.add_row("ps:*", "-", "(no hooks: hosts variables)", "-")
-    return table
+        lines = roles.describe(graph.role_hooks, role, job)
+        for n, line in enumerate(lines, 1):
+            rows.append((f"{role}:0", str(n), line.hook, line.origin, line.cadence))
+        for line in roles.wrappers(role, job):
+            rows.append((f"{role}:0", "*", line.hook, line.origin, line.cadence))
+    for role in ("ps", "evaluator"):
+        if getattr(job.cluster, role):
+            rows.append((f"{role}:*", "-", "(none)", "-", roles.ROLE_NOTES[role]))
+    return rows
 
 
 def _build_eval(job: JobSpec) -> str:

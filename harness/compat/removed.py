@@ -29,6 +29,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from harness.errors import HarnessError
+
 #: Where the removed APIs went, by dotted name below ``tf.``. Looked up from the most specific
 #: prefix: ``contrib.rnn.LSTMCell`` is reported with the ``contrib.rnn`` entry.
 REPLACEMENTS: dict[str, str] = {
@@ -214,7 +216,7 @@ def removed_message(api: str) -> str:
     return f"tf.{api} was removed in TensorFlow 2; use {replacement_for(api)}"
 
 
-class RemovedAPIError(AttributeError):
+class RemovedAPIError(HarnessError, AttributeError):
     """A removed TensorFlow API was used as an attribute (``tf.contrib.rnn``).
 
     Attributes:
@@ -228,7 +230,7 @@ class RemovedAPIError(AttributeError):
         super().__init__(message or removed_message(api))
 
 
-class RemovedModuleError(ImportError):
+class RemovedModuleError(HarnessError, ImportError):
     """A removed TensorFlow module was imported (``from tensorflow.contrib import rnn``).
 
     Same message and attributes as `RemovedAPIError`.

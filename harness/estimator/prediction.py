@@ -1,10 +1,11 @@
 """Predictions from a checkpoint: Estimator.predict's INFER graph fed by input_fn.
 
-``predict`` builds a new graph (the job's seed, the global step, ``input_fn`` in INFER mode,
-then ``model_fn`` in INFER mode with ``labels=None``: labels input_fn returns are dropped, as
-Estimator did), restores ``checkpoint_path`` with the model's Scaffold, and yields the
-predictions batch by batch until the input ends (``OutOfRangeError``/``StopIteration``). Like
-TF's, it is a generator: the graph is built on the first ``next()``.
+``predict`` builds a new graph (``harness.runtime.graph.user_graph``: Keras state reset, the
+job's seed, the global step), calls ``input_fn`` in INFER mode, then ``model_fn`` in INFER
+mode with ``labels=None`` (labels input_fn returns are dropped, as Estimator did), restores
+``checkpoint_path`` with the model's Scaffold, and yields the predictions batch by batch until
+the input ends (``OutOfRangeError``/``StopIteration``). Like TF's, it is a generator: the
+graph is built on the first ``next()``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness.calling import call_input_fn, call_model_fn
 from harness.config import RunConfig
 from harness.job import JobSpec
 from harness.model_fn import ModeKeys
-from harness.runtime.graph import UserCodeError, user_code
+from harness.runtime.graph import UserCodeError, call_user_fns, user_graph
 
 v1 = tf.compat.v1
 
@@ -41,14 +41,8 @@ def predict(
             or the predictions' batch lengths differ.
         UserCodeError: model_fn/input_fn fail, or model_fn returns another mode.
     """
-    with tf.Graph().as_default():
-        if job.train.tf_random_seed is not None:
-            v1.set_random_seed(job.train.tf_random_seed)
-        v1.train.get_or_create_global_step()
-        with user_code("input_fn", ModeKeys.INFER):
-            features, _ = call_input_fn(input_fn, ModeKeys.INFER, job.params, config)
-        with user_code("model_fn", ModeKeys.INFER):
-            ops = call_model_fn(model_fn, features, None, ModeKeys.INFER, job.params, config)
+    with user_graph(job):
+        _, ops = call_user_fns(job, config, model_fn, input_fn, ModeKeys.INFER, with_labels=False)
         if ops.mode != ModeKeys.INFER:
             raise UserCodeError(f"model_fn returned mode={ops.mode!r} when called with 'infer'")
         predictions = _extract_keys(ops.predictions, predict_keys)

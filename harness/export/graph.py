@@ -15,7 +15,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from harness.calling import call_model_fn
 from harness.config import RunConfig
 from harness.estimator_spec import EstimatorSpec
 from harness.export.serving_inputs import (
@@ -28,12 +27,9 @@ from harness.export.serving_inputs import (
 )
 from harness.export.signatures import build_signature_defs, export_outputs, infer_estimator_spec
 from harness.job import JobSpec
-from harness.legacy_keras import reset_keras_state
 from harness.model_fn import ModeKeys
-from harness.runtime.graph import resolve_user_fn, user_code
+from harness.runtime.graph import call_model_fn_as_user, resolve_user_fn, user_graph
 from harness.runtime.run_config import local_run_config
-
-v1 = tf.compat.v1
 
 
 @dataclass
@@ -107,13 +103,9 @@ def build_receiver_export_graph(
 def _infer_graph(
     job: JobSpec, config: RunConfig, model_fn: Any, make_inputs: Any, default_output: str | None
 ) -> tuple[tf.Graph, EstimatorSpec, ServingInputs]:
-    reset_keras_state()
-    graph = tf.Graph()
-    with graph.as_default():
-        v1.train.get_or_create_global_step()
+    with user_graph(job, seed=False) as graph:
         inputs = make_inputs()
-        with user_code("model_fn", ModeKeys.INFER):
-            ops = call_model_fn(model_fn, inputs.features, None, ModeKeys.INFER, job.params, config)
+        ops = call_model_fn_as_user(model_fn, inputs.features, None, ModeKeys.INFER, job, config)
         spec = infer_estimator_spec(ops, default_output)
     return graph, spec, inputs
 

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from harness.calling import call_input_fn, declared_kwargs, fn_args
 from harness.config import RunConfig
-from harness.errors import user_location
+from harness.errors import HarnessError, user_location
 from harness.export_output import (
     ClassificationOutput,
     ExportOutput,
@@ -58,7 +58,7 @@ SINGLE_FEATURE_NAME = "feature"
 SINGLE_RECEIVER_NAME = "input"
 
 
-class ExportError(ValueError):
+class ExportError(HarnessError, ValueError):
     """The export cannot be done as asked; the message says why and how to fix it."""
 
 

@@ -3,9 +3,9 @@
 This is contrib ``Estimator.evaluate`` (``_evaluate_model``) and the evaluator loop of
 ``train_and_evaluate``, on the harness's JobSpec:
 
-1. ``build_eval_graph``: a new ``tf.Graph`` with the global step, ``input_fn`` (``eval.input_fn``
-   when set, else the job's ``input_fn``) and ``model_fn``, both called in EVAL mode. The
-   result must be in EVAL mode with a loss. As contrib's ``_get_eval_ops`` did, a ``'loss'``
+1. ``build_eval_graph``: a new graph (``harness.runtime.graph.user_graph``) with the global
+   step, ``input_fn`` (``eval.input_fn`` when set, else the job's ``input_fn``) and
+   ``model_fn``, both called in EVAL mode. The result must be in EVAL mode with a loss. As contrib's ``_get_eval_ops`` did, a ``'loss'``
    metric (``tf.compat.v1.metrics.mean(loss)``) is added unless the model supplies one. Each
    ``eval_metric_ops`` entry is a ``(value, update_op)`` pair, or a bare value with no update
    (``_extract_metric_update_ops``). The key ``'global_step'`` is reserved.
@@ -41,11 +41,11 @@ import numpy as np
 import tensorflow as tf
 
 from harness.config import RunConfig
+from harness.errors import HarnessError
 from harness.identity import TaskSpec
 from harness.job import JobSpec, import_function
-from harness.legacy_keras import reset_keras_state
 from harness.model_fn import MetricKey, ModeKeys
-from harness.runtime.graph import UserCodeError, call_user_fns
+from harness.runtime.graph import UserCodeError, call_user_fns, user_graph
 from harness.runtime.run_config import local_run_config, run_config
 
 v1 = tf.compat.v1
@@ -55,7 +55,7 @@ EVAL_DIR_NAME = "eval"
 GLOBAL_STEP_KEY = "global_step"
 
 
-class CheckpointNotFoundError(ValueError):
+class CheckpointNotFoundError(HarnessError, ValueError):
     """The checkpoint to evaluate or export does not exist (or was deleted meanwhile)."""
 
 
@@ -85,7 +85,7 @@ def resolve_eval_functions(job: JobSpec) -> tuple[Callable[..., Any], Callable[.
         else:
             input_fn = job.resolve("input_fn")
     except ValueError as exc:
-        raise UserCodeError(str(exc)) from exc
+        raise UserCodeError(str(exc), field=getattr(exc, "field", None)) from exc
     return model_fn, input_fn
 
 
@@ -93,9 +93,7 @@ def build_eval_graph(
     job: JobSpec, config: RunConfig, model_fn: Callable[..., Any], input_fn: Callable[..., Any]
 ) -> EvalGraph:
     """Builds the EVAL graph (see the module docstring). Raises UserCodeError for user mistakes."""
-    reset_keras_state()
-    graph = tf.Graph()
-    with graph.as_default():
+    with user_graph(job) as graph:
         global_step, ops = call_user_fns(job, config, model_fn, input_fn, ModeKeys.EVAL)
         if ops.mode != ModeKeys.EVAL:
             raise UserCodeError(f"model_fn returned mode={ops.mode!r} when called with mode='eval'")

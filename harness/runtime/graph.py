@@ -12,7 +12,13 @@ up to the MonitoredTrainingSession call:
 3. a ``loss`` scalar summary, as Estimator added;
 4. the Scaffold (the model_fn's or a new one) and, when it has no saver and the graph has
    none, Estimator's default sharded Saver with ``max_to_keep=keep_checkpoint_max``;
-5. the hooks of the task's role, from ``hooks.roles.select``.
+5. the hooks of the task's role, built from ``hooks.roles``'s table (``build_role_hooks``).
+
+``user_graph`` is the one preamble of every graph that calls the user's functions (TRAIN
+here, EVAL in ``harness.runtime.evaluation``, INFER in ``harness.export.graph`` and
+``harness.estimator.prediction``): Keras state reset, a new ``tf.Graph``, the job's seed and
+the global step; ``call_input_fn_as_user``/``call_model_fn_as_user`` call the user's
+functions with their errors raised as ``UserCodeError`` (``user_code``).
 """
 
 from __future__ import annotations
@@ -61,17 +67,6 @@ def device_function(config: RunConfig) -> Any:
     )
 
 
-def default_trainer_hooks(loss: tf.Tensor, global_step: tf.Variable, job: JobSpec) -> list[Any]:
-    """Estimator's hooks for every trainer: StopAtStep, NanTensor, LoggingTensor."""
-    return [
-        v1.train.StopAtStepHook(last_step=job.train.max_steps),
-        v1.train.NanTensorHook(loss),
-        v1.train.LoggingTensorHook(
-            {"loss": loss, "step": global_step}, every_n_iter=job.train.log_step_count_steps
-        ),
-    ]
-
-
 @contextlib.contextmanager
 def user_code(name: str, mode: str | None = None) -> Iterator[None]:
     """Re-raise any error of the user's ``name`` (input_fn, model_fn) as UserCodeError.
@@ -97,7 +92,41 @@ def resolve_user_fn(job: JobSpec, field: str) -> Callable[..., Any]:
     try:
         return job.resolve(field)
     except ValueError as exc:
-        raise UserCodeError(str(exc)) from exc
+        raise UserCodeError(str(exc), field=getattr(exc, "field", None)) from exc
+
+
+@contextlib.contextmanager
+def user_graph(job: JobSpec, device_fn: Any = None, *, seed: bool = True) -> Iterator[tf.Graph]:
+    """A new graph, as the default graph, to call the user's functions in.
+
+    Keras state is reset first, outside any graph (``reset_keras_state``); inside, under
+    ``device_fn`` when given, the job's ``tf_random_seed`` is set (unless ``seed`` is False)
+    and the global step is created, as Estimator did before calling input_fn.
+    """
+    reset_keras_state()
+    graph = tf.Graph()
+    devices = graph.device(device_fn) if device_fn is not None else contextlib.nullcontext()
+    with graph.as_default(), devices:
+        if seed and job.train.tf_random_seed is not None:
+            v1.set_random_seed(job.train.tf_random_seed)
+        v1.train.get_or_create_global_step()
+        yield graph
+
+
+def call_input_fn_as_user(
+    input_fn: Callable[..., Any], mode: str, job: JobSpec, config: RunConfig
+) -> tuple[Any, Any]:
+    """``(features, labels)`` from ``input_fn`` in ``mode``; its errors raise UserCodeError."""
+    with user_code("input_fn", mode):
+        return call_input_fn(input_fn, mode, job.params, config)
+
+
+def call_model_fn_as_user(
+    model_fn: Callable[..., Any], features: Any, labels: Any, mode: str, job: JobSpec, config: Any
+) -> Any:
+    """model_fn's checked result in ``mode``; its errors raise UserCodeError."""
+    with user_code("model_fn", mode):
+        return call_model_fn(model_fn, features, labels, mode, job.params, config)
 
 
 def call_user_fns(
@@ -106,19 +135,17 @@ def call_user_fns(
     model_fn: Callable[..., Any],
     input_fn: Callable[..., Any],
     mode: str,
+    *,
+    with_labels: bool = True,
 ) -> tuple[tf.Variable, Any]:
-    """In the default graph: the seed, the global step, input_fn, then model_fn in ``mode``.
-
-    Returns ``(global_step, model_fn's result)``; user errors raise UserCodeError.
-    """
-    if job.train.tf_random_seed is not None:
-        v1.set_random_seed(job.train.tf_random_seed)
-    global_step = v1.train.get_or_create_global_step()
-    with user_code("input_fn", mode):
-        features, labels = call_input_fn(input_fn, mode, job.params, config)
-    with user_code("model_fn", mode):
-        ops = call_model_fn(model_fn, features, labels, mode, job.params, config)
-    return global_step, ops
+    """In a ``user_graph``: input_fn, then model_fn in ``mode`` (labels None unless
+    ``with_labels``). Returns ``(global_step, model_fn's result)``; user errors raise
+    UserCodeError."""
+    features, labels = call_input_fn_as_user(input_fn, mode, job, config)
+    ops = call_model_fn_as_user(
+        model_fn, features, labels if with_labels else None, mode, job, config
+    )
+    return v1.train.get_global_step(), ops
 
 
 def build_train_graph(
@@ -127,11 +154,15 @@ def build_train_graph(
     model_fn: Callable[..., Any],
     input_fn: Callable[..., Any],
     extra_trainer_hooks: Callable[[tf.Tensor], Sequence[Any]] = lambda loss: (),
+    *,
+    task: roles.TaskSignals | None = None,
 ) -> TrainGraph:
-    """Build the TRAIN graph of ``config``'s task. Raises UserCodeError for user mistakes."""
-    reset_keras_state()
-    graph = tf.Graph()
-    with graph.as_default(), graph.device(device_function(config)):
+    """Build the TRAIN graph of ``config``'s task. Raises UserCodeError for user mistakes.
+
+    The role's hooks are ``hooks.roles``'s defaults (with ``task``, a cluster task's, also the
+    task-only ones), then ``extra_trainer_hooks(loss)``, then the model_fn's.
+    """
+    with user_graph(job, device_function(config)) as graph:
         global_step, ops = call_user_fns(job, config, model_fn, input_fn, ModeKeys.TRAIN)
         loss, train_op = _check_train_ops(ops)
         if not any(op.name == "loss" for op in graph.get_collection(v1.GraphKeys.SUMMARIES)):
@@ -139,13 +170,9 @@ def build_train_graph(
         graph.add_to_collection(v1.GraphKeys.LOSSES, loss)
         scaffold = ops.scaffold or v1.train.Scaffold()
         _add_default_saver(scaffold, job)
-        trainer_hooks = default_trainer_hooks(loss, global_step, job)
-        trainer_hooks += list(extra_trainer_hooks(loss))
-        role_hooks = roles.select(
-            ops,
-            config.task_type or "chief",
-            trainer_defaults=trainer_hooks,
-            make_checkpoint_hook=lambda: _checkpoint_hook(job, scaffold),
+        context = roles.BuildContext(job, loss, global_step, scaffold, task)
+        role_hooks = roles.build_role_hooks(
+            ops, config.task_type or "chief", context, list(extra_trainer_hooks(loss))
         )
     return TrainGraph(graph, loss, train_op, scaffold, role_hooks)
 
@@ -173,12 +200,3 @@ def _add_default_saver(scaffold: v1.train.Scaffold, job: JobSpec) -> None:
                 save_relative_paths=True,
             ),
         )
-
-
-def _checkpoint_hook(job: JobSpec, scaffold: v1.train.Scaffold) -> Any:
-    return v1.train.CheckpointSaverHook(
-        job.model_dir,
-        save_secs=job.train.checkpoint_secs,
-        save_steps=job.train.save_checkpoints_steps,
-        scaffold=scaffold,
-    )

@@ -1,7 +1,8 @@
 """The MonitoredSession of a trainer: TF's for the chief, a fast-polling one for workers.
 
 Chief: ``tf.compat.v1.train.MonitoredTrainingSession`` itself, called as contrib's Estimator
-did (``save_checkpoint_secs=0`` so that the only saver hook is the one ``hooks.roles`` chose;
+did (its hook arguments are ``hooks.roles.session_hook_arguments``: ``save_checkpoint_secs=0``
+so that the only saver hook is the one ``hooks.roles`` chose;
 the Scaffold's saver restores the latest checkpoint of model_dir, or else ``init_op`` and
 ``init_fn`` run).
 
@@ -22,6 +23,7 @@ from tensorflow.python.framework import errors
 
 from harness.config import RunConfig
 from harness.job import JobSpec
+from hooks import roles
 
 v1 = tf.compat.v1
 
@@ -87,11 +89,9 @@ def monitored_training_session(
             scaffold=scaffold,
             hooks=role_hooks.hook_objects,
             chief_only_hooks=role_hooks.chief_only_hook_objects,
-            save_checkpoint_secs=0,
-            save_summaries_steps=job.train.save_summary_steps,
             config=config.session_config,
-            log_step_count_steps=job.train.log_step_count_steps,
             stop_grace_period_secs=close_grace_secs(job),
+            **roles.session_hook_arguments(job),
         )
     creator = FastWorkerSessionCreator(
         scaffold,

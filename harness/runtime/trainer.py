@@ -37,9 +37,9 @@ from harness.job import JobSpec
 from harness.runtime.graph import TrainGraph, build_train_graph
 from harness.runtime.run_config import run_config
 from harness.runtime.session import monitored_training_session
+from hooks import roles
 from hooks.guard import guard_user_hooks
 from hooks.progress import ProgressHook
-from hooks.stop import StopSignalHook
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +79,16 @@ def classify_training_error(
 def build_task_graph(
     job: JobSpec, config: RunConfig, report: Any, stop_event: threading.Event
 ) -> tuple[TrainGraph, ProgressHook]:
-    """The task's TRAIN graph with the harness's reporting and stop hooks among its defaults."""
+    """The task's TRAIN graph with the task-only hooks of ``hooks.roles`` (the reporting and
+    stop hooks) among its defaults; returns it and its ProgressHook."""
     try:
         model_fn, input_fn = job.resolve_functions()
     except Exception as exc:
-        raise UserCodeError(str(exc)) from exc
-    progress: list[ProgressHook] = []
-
-    def harness_hooks(loss: tf.Tensor) -> list[Any]:
-        progress.append(ProgressHook(report, loss))
-        unblock_after = max(0.5, job.timeouts.stop_grace_secs / 5)
-        return [progress[0], StopSignalHook(stop_event, unblock_after_secs=unblock_after)]
-
-    graph = build_train_graph(job, config, model_fn, input_fn, harness_hooks)
-    return graph, progress[0]
+        raise UserCodeError(str(exc), field=getattr(exc, "field", None)) from exc
+    task = roles.TaskSignals(report, stop_event)
+    graph = build_train_graph(job, config, model_fn, input_fn, task=task)
+    progress = next(e.hook for e in graph.role_hooks.hooks if isinstance(e.hook, ProgressHook))
+    return graph, progress
 
 
 def train(
