@@ -16,17 +16,26 @@ from typing import Any, Protocol
 from cluster.console import Console
 from cluster.plan import TaskPlan
 from harness import protocol
+from harness.errors import HarnessError
 
 
-class JobFailed(RuntimeError):
+class JobFailed(HarnessError, RuntimeError):
     """The job failed; the message names the task and the cause.
 
     ``user_error`` is True when the cause is the user's code or data (``cluster.policy``),
-    which ``harness run`` reports with exit status 2.
+    which ``harness run`` reports with exit status 2. ``role``/``index`` name the task whose
+    failure ended the job, when one did (``HarnessError``).
     """
 
-    def __init__(self, message: str, user_error: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        user_error: bool = False,
+        *,
+        role: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message, role=role, index=index)
         self.user_error = user_error
 
 

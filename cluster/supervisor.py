@@ -56,6 +56,7 @@ class Supervisor:
         self.inbox = Inbox(console)
         self.tasks: dict[str, TaskState] = {t.key: TaskState() for t in plan.tasks}
         self.state = State.STARTING
+        self.failure: JobFailed | None = None  # why the job failed (role, index), once it has
         self.rendezvous: Rendezvous | None = None
         self.budget = policy.Budget(max_failures=self.job.failure.max_failures)
         self._pending: tuple[policy.Decision, str] | None = None  # what RESTARTING does
@@ -88,6 +89,7 @@ class Supervisor:
             status = "succeeded"
         except JobFailed as exc:
             error, user_error = str(exc), exc.user_error
+            self.failure = exc
         except KeyboardInterrupt as exc:
             how = str(exc) or "SIGINT/SIGTERM/SIGHUP"
             status, error = "interrupted", f"interrupted by the user ({how})"
@@ -291,7 +293,12 @@ class Supervisor:
                 self.rendezvous.drop(key)  # nothing waits for it any more
             return None
         if decision is policy.Decision.FAIL:
-            raise JobFailed(self._failure_message(key, state, failure, used), failure.user_error)
+            raise JobFailed(
+                self._failure_message(key, state, failure, used),
+                failure.user_error,
+                role=failure.role,
+                index=failure.index,
+            )
         if failure.kind is policy.ExitKind.BIND_FAILED:
             self.console.info(
                 f"a TF server could not bind its port (attempt {used.rendezvous_attempt}); "

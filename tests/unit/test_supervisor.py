@@ -25,6 +25,7 @@ from cluster.handles import Inbox
 from cluster.plan import TaskPlan, make_plan
 from cluster.supervisor import MAX_RENDEZVOUS_ATTEMPTS, Supervisor
 from harness import protocol
+from harness.errors import HarnessError
 from harness.job import JobSpec
 
 Step = Callable[["World"], Any]
@@ -240,6 +241,7 @@ class Result:
     summary: dict[str, Any]
     world: World
     out: str
+    failure: Any = None  # the supervisor's JobFailed, when the job failed
 
     @property
     def decisions(self) -> list[tuple[str, str]]:
@@ -280,7 +282,7 @@ def supervise(
         summary = supervisor.run()
     finally:
         console.close()
-    return Result(summary, world, stream.getvalue())
+    return Result(summary, world, stream.getvalue(), supervisor.failure)
 
 
 def step(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Step:
@@ -514,6 +516,12 @@ def test_a_user_error_fails_at_once_and_is_not_retried(tmp_path):
     )
     assert result.world.starts["worker:0"] == 1
     assert result.decisions == [("worker:0", "FAIL")] and result.summary["restarts"] == 0
+    assert isinstance(result.failure, HarnessError)
+    assert (result.failure.role, result.failure.index, result.failure.task) == (
+        "worker",
+        0,
+        "worker:0",
+    )
 
 
 def test_the_evaluator_has_its_own_budget_then_training_goes_on_without_it(tmp_path):
