@@ -71,7 +71,10 @@ def test_driver_script_trains_on_chief_worker_ps_and_evaluator(tmp_path):
     assert run["tasks"]["worker:0"]["local_steps"] > 0 and run["restarts"] == 0
     printed = printed_result(done.stdout)
     result = printed["result"]
-    assert result["global_step"] == run["final_global_step"] == run["eval"]["global_step"]
+    # Both evaluated the final checkpoint, written at max_steps or a step later (the worker's
+    # last asynchronous step may land between the chief's final save and its last report).
+    assert result["global_step"] == run["eval"]["global_step"]
+    assert 40 <= result["global_step"] <= run["final_global_step"], (result, run)
     assert result["loss"] < 1e-3 and "mae" in result
     assert "[evaluator:0] eval at global step" in done.stdout + done.stderr
     (export,) = printed["exports"]
@@ -131,6 +134,9 @@ def test_ray_job_submit_runs_train_and_evaluate(tmp_path, ray_head):  # noqa: F8
     assert run["status"] == "succeeded" and run["backend"] == "ray"
     assert set(run["tasks"]) == {"chief:0", "worker:0", "evaluator:0"}
     result = printed_result(done.stdout)["result"]
-    assert result["global_step"] == run["final_global_step"] >= 40 and result["loss"] < 1e-3
+    # The final checkpoint's step: max_steps, or a step later when the worker's last step
+    # lands between the chief's final save and its last report (asynchronous training).
+    assert 40 <= result["global_step"] <= run["final_global_step"], (result, run)
+    assert result["loss"] < 1e-3
     alive = ray_head.list_state("actors", "state=ALIVE")
     assert not [a for a in alive if (a.get("name") or "").startswith("train-")], alive
