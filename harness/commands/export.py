@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from harness.commands.quiet import tensorflow_notices_quiet
 from harness.errors import UserCodeError
 from harness.export.saved_model import export_with_signatures
 from harness.export.serving_inputs import ExportError
@@ -17,16 +17,12 @@ def export_command(
     job: JobSpec, export_dir: str, checkpoint: str | None, default_output: str | None
 ) -> int:
     """``harness export``: exports, prints the SavedModel path and its signatures; exit code."""
-    tf_logger = logging.getLogger("tensorflow")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)  # TF's v1 signature builders log deprecation notices
     try:
-        path, signatures = export_with_signatures(job, export_dir, checkpoint, default_output)
+        with tensorflow_notices_quiet():
+            path, signatures = export_with_signatures(job, export_dir, checkpoint, default_output)
     except (ExportError, UserCodeError, CheckpointNotFoundError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        tf_logger.setLevel(level)
     print(f"harness: exported a SavedModel to {path}")
     print("signatures:")
     for line in describe_signatures(signatures):

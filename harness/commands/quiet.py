@@ -52,3 +52,16 @@ def drop_unused_object_reports() -> None:
     train_op, that is expected, not a problem.
     """
     logging.getLogger("tensorflow").addFilter(_UnusedObjectFilter())
+
+
+@contextlib.contextmanager
+def tensorflow_notices_quiet() -> Iterator[None]:
+    """TensorFlow's Python logger at ERROR for the block: TF's v1 signature builders log
+    deprecation notices that say nothing about the user's job."""
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)

@@ -134,9 +134,11 @@ def _build_eval(job: JobSpec) -> str:
 
 
 def _build_export(job: JobSpec) -> str:
+    from harness.commands.quiet import tensorflow_notices_quiet
     from harness.export.graph import build_export_graph
 
-    graph = build_export_graph(job, job.train.export_default_output)
+    with tensorflow_notices_quiet():
+        graph = build_export_graph(job, job.train.export_default_output)
     return "builds; signatures " + "; ".join(
         f"{key} (inputs {', '.join(sorted(sig.inputs))})"
         for key, sig in sorted(graph.signatures.items())
