@@ -8,7 +8,7 @@ method reuses the harness's code for the job it does:
   MonitoredTrainingSession of ``harness.runtime.session``;
 - ``evaluate``: ``harness.runtime.evaluation.evaluate_checkpoint``;
 - ``predict``: ``harness.estimator.prediction.predict``;
-- ``export_saved_model``: ``harness.export.export_saved_model``.
+- ``export_saved_model``: ``harness.export.saved_model.export_saved_model``.
 
 The ``JobSpec`` these functions take is built from the Estimator's ``RunConfig``
 (checkpoint and summary settings, seed) and ``model_dir``; the Estimator's function objects
