@@ -32,7 +32,7 @@ class TaskPlan:
 
     @property
     def key(self) -> str:
-        return f"{self.role}:{self.index}"
+        return self.task_id.key
 
     @property
     def task_id(self) -> TaskId:

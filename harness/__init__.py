@@ -12,10 +12,8 @@ Importing harness sets ``TF_USE_LEGACY_KERAS=1`` unless it is already set (see
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from harness import legacy_keras
+from harness.lazy import lazy_getattr
 
 # TF 1.x-era layers (tf.compat.v1.layers) need legacy Keras; see harness/legacy_keras.py.
 legacy_keras.set_default()
@@ -48,11 +46,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

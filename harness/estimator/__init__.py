@@ -15,8 +15,7 @@ load the facade.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from harness.lazy import lazy_getattr
 
 _EXPORTS = {
     "Estimator": "harness.estimator.estimator",
@@ -33,11 +32,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness.estimator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
