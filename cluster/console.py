@@ -3,7 +3,8 @@
 - Every task line is printed as ``[worker:1] <line>`` and appended to
   ``<model_dir>/logs/worker-1.log``.
 - Progress (global step, steps/s, loss) is a rich progress bar on a TTY and a plain line
-  every ``plain_every_secs`` otherwise (CI logs, ``ray job logs``).
+  every ``plain_every_secs`` otherwise (CI logs, ``ray job logs``); none with
+  ``show_progress=False`` (the Python API's default).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Console:
         stream: IO[str] | None = None,
         quiet_tasks: bool = False,
         plain_every_secs: float = 5.0,
+        show_progress: bool = True,
     ) -> None:
         self.log_dir = log_dir
         os.makedirs(log_dir, exist_ok=True)
@@ -53,9 +55,9 @@ class Console:
         self._plain_every = plain_every_secs
         self._last_plain = 0.0
         self._printed_end = False
-        self._rate = _Rate()
         self._progress: Progress | None = None
-        if self._stream.isatty():
+        self._show_progress = show_progress
+        if show_progress and self._stream.isatty():
             self._progress = Progress(
                 TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
                 BarColumn(),
@@ -83,8 +85,8 @@ class Console:
         with self._lock:
             self._print(f"[harness] {message}")
 
-    def progress(self, global_step: int, loss: float | None) -> None:
-        rate = self._rate.update(global_step)
+    def progress(self, global_step: int, loss: float | None, rate: float | None) -> None:
+        """Show the job's progress (``rate``: global steps/s, None while unknown)."""
         loss_text = "-" if loss is None else f"{loss:.4g}"
         rate_text = "-" if rate is None else f"{rate:.1f}"
         with self._lock:
@@ -92,6 +94,8 @@ class Console:
                 self._progress.update(
                     self._bar, completed=global_step, rate=rate_text, loss=loss_text
                 )
+                return
+            if not self._show_progress:
                 return
             now = time.monotonic()
             reached_end = global_step >= self._max_steps and not self._printed_end
@@ -118,19 +122,3 @@ class Console:
         else:
             self._stream.write(text + "\n")
             self._stream.flush()
-
-
-class _Rate:
-    """Global steps per second over a sliding window of about 10 s."""
-
-    def __init__(self, window_secs: float = 10.0) -> None:
-        self._window = window_secs
-        self._points: list[tuple[float, int]] = []
-
-    def update(self, step: int) -> float | None:
-        now = time.monotonic()
-        self._points.append((now, step))
-        while len(self._points) > 2 and now - self._points[0][0] > self._window:
-            self._points.pop(0)
-        (t0, s0), (t1, s1) = self._points[0], self._points[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else None

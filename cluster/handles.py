@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,8 +67,9 @@ class Message:
 class Inbox:
     """Where launchers deliver task events, exits and output lines."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, on_line: Callable[[str, str], None] | None = None) -> None:
         self.console = console
+        self._on_line = on_line  # observers' task_line (called on the launchers' threads)
         self._queue: queue.Queue[Message] = queue.Queue()
         self.tails: dict[str, deque[str]] = {}
 
@@ -77,6 +79,8 @@ class Inbox:
         if text.strip():
             self.tails.setdefault(handle.plan.key, deque(maxlen=40)).append(text)
             self.console.task_line(handle.plan.key, text)
+            if self._on_line is not None:
+                self._on_line(handle.plan.key, text)
         if event is not None:
             self._queue.put(Message(handle, "event", event))
 

@@ -12,12 +12,14 @@ from typing import Any
 
 from cluster.console import Console
 from cluster.lifecycle import TaskState
+from cluster.observe import Snapshot
 from cluster.plan import Plan
 
 
 class RunRecord:
-    def __init__(self, console: Console, clock: Callable[[], float]) -> None:
+    def __init__(self, console: Console, clock: Callable[[], float], max_steps: int = 0) -> None:
         self.console = console
+        self.max_steps = max_steps
         self.clock = clock
         self.t0 = clock()
         self.global_step = 0
@@ -27,6 +29,8 @@ class RunRecord:
         self.latest_eval: dict[str, Any] | None = None
         self.failure_log: list[dict[str, Any]] = []
         self.final_global_step = 0
+        self._rate = StepRate(clock)
+        self.steps_per_sec: float | None = None  # global steps/s over the last ~10 s
 
     def elapsed(self) -> float:
         return round(self.clock() - self.t0, 3)
@@ -56,13 +60,27 @@ class RunRecord:
         if step > self.global_step:
             self.global_step = step
             self.last_global_advance = now
-        self.console.progress(self.global_step, self.last_loss)
+        self.steps_per_sec = self._rate.update(self.global_step)
+        self.console.progress(self.global_step, self.last_loss, self.steps_per_sec)
 
-    def evaluation(self, event: dict[str, Any]) -> None:
+    def snapshot(self, reporter: str) -> Snapshot:
+        """The job's progress now, for the observers; ``reporter`` sent the latest report."""
+        return Snapshot(
+            global_step=self.global_step,
+            max_steps=self.max_steps,
+            loss=self.last_loss,
+            steps_per_sec=self.steps_per_sec,
+            elapsed_secs=self.elapsed(),
+            reporter=reporter,
+        )
+
+    def evaluation(self, event: dict[str, Any]) -> tuple[int | None, dict[str, float]]:
+        """The evaluator's ``eval`` event; returns its global step and metrics."""
         metrics = event.get("metrics", {})
         self.latest_eval = {"global_step": event.get("global_step"), "metrics": metrics}
         text = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
         self.console.info(f"eval at global step {event.get('global_step')}: {text}")
+        return event.get("global_step"), metrics
 
     def failure(self, key: str, exit_code: int | None, decision: str) -> None:
         self.failure_log.append(
@@ -102,6 +120,23 @@ class RunRecord:
             "timings": self.timings,
             "eval": self.latest_eval,
         }
+
+
+class StepRate:
+    """Global steps per second over a sliding window of about 10 s."""
+
+    def __init__(self, clock: Callable[[], float], window_secs: float = 10.0) -> None:
+        self._clock = clock
+        self._window = window_secs
+        self._points: list[tuple[float, int]] = []
+
+    def update(self, step: int) -> float | None:
+        now = self._clock()
+        self._points.append((now, step))
+        while len(self._points) > 2 and now - self._points[0][0] > self._window:
+            self._points.pop(0)
+        (t0, s0), (t1, s1) = self._points[0], self._points[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 
 def write_run_json(model_dir: str, summary: dict[str, Any]) -> None:

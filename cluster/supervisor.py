@@ -25,18 +25,18 @@ step and returns the next state, so a restart is a transition, never a recursion
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cluster import lifecycle, policy
 from cluster.console import Console
 from cluster.handles import Inbox, JobFailed, Launcher, Message
 from cluster.lifecycle import Rendezvous, State, TaskState
+from cluster.observe import Observers, RunObserver
 from cluster.plan import Plan, TaskPlan
 from cluster.record import RunRecord, write_run_json
 from harness import protocol
 
-MAX_RENDEZVOUS_ATTEMPTS = policy.MAX_RENDEZVOUS_ATTEMPTS
 STACK_DUMP_SECS = 1.5  # how long the stall watchdog waits for stacks and latest steps
 
 
@@ -47,20 +47,22 @@ class Supervisor:
         launcher: Launcher,
         console: Console,
         clock: Callable[[], float] = time.monotonic,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
         self.plan = plan
         self.job = plan.job
         self.launcher = launcher
         self.console = console
         self.clock = clock
-        self.inbox = Inbox(console)
+        self.observers = Observers(observers, console.info)
+        self.inbox = Inbox(console, on_line=self.observers.line_callback())
         self.tasks: dict[str, TaskState] = {t.key: TaskState() for t in plan.tasks}
         self.state = State.STARTING
         self.failure: JobFailed | None = None  # why the job failed (role, index), once it has
         self.rendezvous: Rendezvous | None = None
         self.budget = policy.Budget(max_failures=self.job.failure.max_failures)
         self._pending: tuple[policy.Decision, str] | None = None  # what RESTARTING does
-        self.record = RunRecord(console, clock)
+        self.record = RunRecord(console, clock, self.job.train.max_steps)
         self.cluster: dict[str, list[str]] = {}
         self.chief_done = False
         self.stop_sent: dict[str, float] = {}
@@ -101,6 +103,7 @@ class Supervisor:
             self.record.timings["total_secs"] = self.record.elapsed()
         summary = self.summary(status, error, user_error)
         write_run_json(self.job.model_dir, summary)
+        self.observers.call("finished", summary)
         return summary
 
     # ---- the states ----------------------------------------------------------------------
@@ -190,6 +193,7 @@ class Supervisor:
             state.handle.kill()
             state.handle.wait_gone(timeout=10.0)
         state.started(self.launcher.start(task, self.inbox), self.clock())
+        self.observers.call("task_started", task.key)
 
     def _send_stop(self, key: str) -> None:
         state = self.tasks[key]
@@ -230,6 +234,7 @@ class Supervisor:
         name = event["event"]
         if name == "address":
             state.address = f"{event['host']}:{event['port']}"
+            self.observers.call("task_address", key, state.address)
         elif name == "server_started":
             state.server_started = True
         elif name == "bind_failed":
@@ -238,6 +243,8 @@ class Supervisor:
             )
         elif name in ("session_ready", "progress", "done"):
             self.record.progress(state, event)
+            if self.observers:
+                self.observers.call("progress", self.record.snapshot(key))
             if name == "session_ready":
                 self.record.mark(f"session_ready_secs.{key}")
             if name == "done":
@@ -245,7 +252,7 @@ class Supervisor:
                 if key == "chief:0":
                     self._on_chief_done()
         elif name == "eval":
-            self.record.evaluation(event)
+            self.observers.call("evaluation", *self.record.evaluation(event))
         elif name in ("error", "user_error"):
             state.error = event
 
@@ -285,6 +292,7 @@ class Supervisor:
         if failure.is_failure:
             self.record.failure(key, code, decision.name)
         used, self.budget = self.budget, policy.charge(self.budget, failure, decision)
+        self.observers.call("task_exited", key, code, decision.name)
         if decision in (policy.Decision.NOTHING, policy.Decision.IGNORE):
             evaluator = failure.role == "evaluator"
             if decision is policy.Decision.IGNORE and evaluator and not self.chief_done:
@@ -408,6 +416,5 @@ class Supervisor:
 
     def summary(self, status: str, error: str | None, user_error: bool = False) -> dict[str, Any]:
         """run.json's content. ``user_error``: the job failed because of the user's code."""
-        return self.record.summary(
-            self.plan, self.tasks, self.failures, self.chief_done, status, error, user_error
-        )
+        facts = (self.plan, self.tasks, self.failures, self.chief_done)
+        return self.record.summary(*facts, status, error, user_error)

@@ -22,8 +22,10 @@ import pytest
 
 from cluster.console import Console
 from cluster.handles import Inbox
+from cluster.observe import RunObserver
 from cluster.plan import TaskPlan, make_plan
-from cluster.supervisor import MAX_RENDEZVOUS_ATTEMPTS, Supervisor
+from cluster.policy import MAX_RENDEZVOUS_ATTEMPTS
+from cluster.supervisor import Supervisor
 from harness import protocol
 from harness.errors import HarnessError
 from harness.job import JobSpec
@@ -219,8 +221,8 @@ class FakeLauncher:
 class FakeInbox(Inbox):
     """What the fake tasks queued; else the script's next step; else time passes."""
 
-    def __init__(self, console: Console, world: World) -> None:
-        super().__init__(console)
+    def __init__(self, console: Console, world: World, on_line: Any = None) -> None:
+        super().__init__(console, on_line=on_line)
         self.world = world
 
     def get(self, timeout: float):
@@ -265,7 +267,11 @@ def make_job(tmp_path, **changes: Any) -> JobSpec:
 
 
 def supervise(
-    tmp_path, script: list[Step], setup: Callable[[World], None] | None = None, **job: Any
+    tmp_path,
+    script: list[Step],
+    setup: Callable[[World], None] | None = None,
+    observers: tuple[Any, ...] = (),
+    **job: Any,
 ) -> Result:
     clock = Clock()
     world = World(clock)
@@ -276,8 +282,11 @@ def supervise(
     world.script = list(script)
     stream = io.StringIO()
     console = Console(str(tmp_path / "logs"), spec.train.max_steps, stream=stream)
-    supervisor = Supervisor(make_plan(spec), FakeLauncher(world), console, clock=clock)
-    supervisor.inbox = world.inbox = FakeInbox(console, world)
+    supervisor = Supervisor(
+        make_plan(spec), FakeLauncher(world), console, clock=clock, observers=observers
+    )
+    on_line = supervisor.observers.line_callback()
+    supervisor.inbox = world.inbox = FakeInbox(console, world, on_line)
     try:
         summary = supervisor.run()
     finally:
@@ -777,3 +786,72 @@ def test_the_timings_follow_the_supervisors_clock(tmp_path):
     assert timings["cluster_ready_secs"] <= timings["first_step_secs"]
     assert timings["first_step_secs"] <= timings["training_secs"] <= timings["total_secs"]
     assert timings["teardown_secs"] == 0
+
+
+# ---- observers ----------------------------------------------------------------------------
+
+
+class CallLog(RunObserver):
+    """Records every observer call as (method, args)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in RunObserver.__dict__ and not name.startswith("_"):
+            return lambda *args: object.__getattribute__(self, "calls").append((name, args))
+        return object.__getattribute__(self, name)
+
+    def named(self, method: str) -> list[tuple[Any, ...]]:
+        return [args for name, args in self.calls if name == method]
+
+
+def test_observers_see_starts_progress_evaluations_exits_lines_and_the_end(tmp_path):
+    def crash_with_output(world):
+        world.inbox.line(world.current["worker:0"], "about to fail")
+        world.crash("worker:0")
+
+    log = CallLog()
+    script = [progress("chief:0", 10), progress("worker:0", 30), crash_with_output]
+    script += [after(lambda w: w.starts["worker:0"] == 2), progress("chief:0", 60), finish(100)]
+    result = supervise(
+        tmp_path, script, observers=(log,), cluster={"workers": 1, "ps": 1, "evaluator": 1}
+    )
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    started = [args[0] for args in log.named("task_started")]
+    assert sorted(started) == sorted([*TASKS, "worker:0"])
+    assert {args[0] for args in log.named("task_address")} == set(TASKS)
+    snapshots = [args[0] for args in log.named("progress")]
+    steps = [s.global_step for s in snapshots]
+    assert steps == sorted(steps) and steps[-1] == 100 and 30 in steps
+    assert all(s.max_steps == 100 for s in snapshots)
+    chief_done = [s for s in snapshots if s.reporter == "chief:0" and s.global_step == 100]
+    assert chief_done and chief_done[0].loss == 0.125
+    assert ("worker:0", 1, "RESTART_TASK") in log.named("task_exited")
+    assert log.named("evaluation") == [(100, {"loss": 0.5})]
+    assert ("worker:0", "about to fail") in log.named("task_line")
+    assert log.calls[-1] == ("finished", (result.summary,))
+    assert len(log.named("finished")) == 1
+
+
+def test_an_observer_that_raises_is_reported_once_and_the_job_goes_on(tmp_path):
+    class Broken(RunObserver):
+        def progress(self, snapshot):
+            raise ValueError("dashboard down")
+
+    log = CallLog()
+    script = [progress("chief:0", 10), progress("chief:0", 20), finish(100)]
+    result = supervise(tmp_path, script, observers=(Broken(), log))
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    message = "observer Broken.progress raised ValueError: dashboard down"
+    assert result.out.count(message) == 1
+    assert [a[0].global_step for a in log.named("progress")][-1] == 100
+
+
+def test_observers_get_finished_when_the_job_fails(tmp_path):
+    log = CallLog()
+    script = [progress("chief:0", 5)] + [crash("worker:0")] * 2
+    result = supervise(tmp_path, script, observers=(log,), failure={"max_failures": 1})
+    assert result.summary["status"] == "failed"
+    assert log.calls[-1] == ("finished", (result.summary,))
+    assert ("worker:0", 1, "FAIL") in log.named("task_exited")
