@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.job import JobSpec, JobSpecError
+
+if TYPE_CHECKING:
+    from cluster.observe import RunObserver
 
 
 def run_job(
@@ -20,8 +24,14 @@ def run_job(
     address: str | None = None,
     quiet: bool = False,
     extra_env: dict[str, str] | None = None,
+    observers: Sequence[RunObserver] = (),
+    show_progress: bool = True,
 ) -> dict[str, Any]:
     """Run ``job`` to the end with the given backend; returns run.json's content.
+
+    ``observers`` (``cluster.observe.RunObserver``) hear of the run as it goes, and get
+    ``finished(summary)`` at the end (also when training is skipped). ``quiet``: task output
+    is not echoed (it is still logged); ``show_progress``: the progress bar or lines.
 
     Raises JobSpecError, before anything starts, when model_dir cannot be used
     (``check_model_dir``).
@@ -31,27 +41,35 @@ def run_job(
     from cluster.supervisor import Supervisor
 
     check_model_dir(job.model_dir)
-    console = Console(os.path.join(job.model_dir, "logs"), job.train.max_steps, quiet_tasks=quiet)
+    console = Console(
+        os.path.join(job.model_dir, "logs"),
+        job.train.max_steps,
+        quiet_tasks=quiet,
+        show_progress=show_progress,
+    )
     saved_step = latest_checkpoint_step(job.model_dir)
     if saved_step is not None and saved_step >= job.train.max_steps:
         console.info(
             f"Skipping training since max_steps has already saved (checkpoint at step {saved_step})."
         )
         console.close()
-        return {
+        summary = {
             "job": job.name,
             "status": "succeeded",
             "skipped": True,
             "error": None,
             "final_global_step": saved_step,
         }
+        for observer in observers:
+            observer.finished(summary)
+        return summary
     launcher = None
     try:
         chosen = launching_backend(backend, address=address, extra_env=extra_env)
         plan = chosen.plan(job)
         request = chosen.render(plan)
         launcher = chosen.launch(request)  # on Ctrl-C in ray.init it closes what it started
-        return Supervisor(plan, launcher, console).run()
+        return Supervisor(plan, launcher, console, observers=observers).run()
     finally:
         if launcher is not None:
             launcher.close()
