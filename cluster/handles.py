@@ -25,7 +25,8 @@ class JobFailed(HarnessError, RuntimeError):
 
     ``user_error`` is True when the cause is the user's code or data (``cluster.policy``),
     which ``harness run`` reports with exit status 2. ``role``/``index`` name the task whose
-    failure ended the job, when one did (``HarnessError``).
+    failure ended the job, when one did (``HarnessError``); ``traceback`` holds that task's
+    last traceback lines (or its last output lines when it reported no error).
     """
 
     def __init__(
@@ -35,9 +36,11 @@ class JobFailed(HarnessError, RuntimeError):
         *,
         role: str | None = None,
         index: int | None = None,
+        traceback: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message, role=role, index=index)
         self.user_error = user_error
+        self.traceback = traceback
 
 
 class TaskHandle(Protocol):

@@ -139,13 +139,14 @@ def task_failure_message(
         head = f"{key} exited with code {exit_code}"
     message = (state.error or {}).get("message")
     head = f"{head}: {message}" if message else f"{head}:"
-    if state.error:
-        detail = state.error.get("traceback") or ""
-    else:
-        detail = "\n".join(tail)
-    lines = [line for line in detail.strip().splitlines() if line.strip()][-12:]
-    body = "".join("\n    " + line for line in lines)
+    body = "".join("\n    " + line for line in failure_lines(state, tail))
     return f"{head}{body}\n  full log: {log_path}"
+
+
+def failure_lines(state: TaskState, tail: Iterable[str]) -> tuple[str, ...]:
+    """A failed task's last 12 traceback lines (its output's when it reported no error)."""
+    detail = (state.error.get("traceback") or "") if state.error else "\n".join(tail)
+    return tuple(line for line in detail.strip().splitlines() if line.strip())[-12:]
 
 
 def stop_grace_message(key: str, stop_grace_secs: float, log_path: str) -> str:

@@ -31,6 +31,7 @@ class RunRecord:
         self.final_global_step = 0
         self._rate = StepRate(clock)
         self.steps_per_sec: float | None = None  # global steps/s over the last ~10 s
+        self._first_step: tuple[float, int] | None = None  # (time, global step) of the first
 
     def elapsed(self) -> float:
         return round(self.clock() - self.t0, 3)
@@ -52,6 +53,7 @@ class RunRecord:
                 self.last_global_advance = max(self.last_global_advance, now)
             state.last_advance = now
             self.mark("first_step_secs")
+            self._first_step = self._first_step or (now, int(event.get("global_step", 0)))
         state.local_steps = steps
         step = int(event.get("global_step", 0))
         state.global_step = step
@@ -62,6 +64,15 @@ class RunRecord:
             self.last_global_advance = now
         self.steps_per_sec = self._rate.update(self.global_step)
         self.console.progress(self.global_step, self.last_loss, self.steps_per_sec)
+
+    def training_rate(self) -> float | None:
+        """Global steps per second from the first step to the last advance of the global step
+        (restores included: the steps made before this run are not counted)."""
+        if self._first_step is None:
+            return None
+        t0, step0 = self._first_step
+        secs = self.last_global_advance - t0
+        return round((self.global_step - step0) / secs, 3) if secs > 0 else None
 
     def snapshot(self, reporter: str) -> Snapshot:
         """The job's progress now, for the observers; ``reporter`` sent the latest report."""
@@ -107,6 +118,7 @@ class RunRecord:
             "final_global_step": self.final_global_step if chief_done else self.global_step,
             "max_steps": plan.job.train.max_steps,
             "last_loss": self.last_loss,
+            "steps_per_sec": self.training_rate(),
             "restarts": restarts,
             "failures": self.failure_log,
             "tasks": {

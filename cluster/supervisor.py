@@ -67,13 +67,9 @@ class Supervisor:
         self.chief_done = False
         self.stop_sent: dict[str, float] = {}
         self._workers_done_at: float | None = None
-        self._steps: dict[State, Callable[[], State]] = {
-            State.STARTING: self._starting,
-            State.RENDEZVOUS: self._rendezvous,
-            State.TRAINING: self._training,
-            State.STOPPING: self._stopping,
-            State.RESTARTING: self._restarting,
-        }
+        # each state's step is the method of its name: State.TRAINING -> self._training
+        steps = [s for s in State if s is not State.DONE]
+        self._steps = {s: getattr(self, f"_{s.name.lower()}") for s in steps}
 
     @property
     def failures(self) -> int:
@@ -301,12 +297,7 @@ class Supervisor:
                 self.rendezvous.drop(key)  # nothing waits for it any more
             return None
         if decision is policy.Decision.FAIL:
-            raise JobFailed(
-                self._failure_message(key, state, failure, used),
-                failure.user_error,
-                role=failure.role,
-                index=failure.index,
-            )
+            raise self._job_failed(key, state, failure, used)
         if failure.kind is policy.ExitKind.BIND_FAILED:
             self.console.info(
                 f"a TF server could not bind its port (attempt {used.rendezvous_attempt}); "
@@ -328,17 +319,24 @@ class Supervisor:
         self._pending = (decision, key)
         return State.RESTARTING
 
-    def _failure_message(
+    def _job_failed(
         self, key: str, state: TaskState, failure: policy.TaskFailure, used: policy.Budget
-    ) -> str:
-        log_path = self.console.log_path(key)
+    ) -> JobFailed:
+        log_path, tail = self.console.log_path(key), self.inbox.tails.get(key, ())
         if failure.kind is policy.ExitKind.STOP_GRACE:
-            return lifecycle.stop_grace_message(key, self.job.timeouts.stop_grace_secs, log_path)
-        if failure.kind is policy.ExitKind.BIND_FAILED:
-            return lifecycle.bind_exhausted_message(used.rendezvous_attempt)
-        tail, limit = self.inbox.tails.get(key, ()), self.job.failure.max_failures
-        return lifecycle.task_failure_message(
-            key, state, failure.exit_code, failure.user_error, used.failures, limit, tail, log_path
+            grace = self.job.timeouts.stop_grace_secs
+            message = lifecycle.stop_grace_message(key, grace, log_path)
+        elif failure.kind is policy.ExitKind.BIND_FAILED:
+            message = lifecycle.bind_exhausted_message(used.rendezvous_attempt)
+        else:
+            counts = used.failures, self.job.failure.max_failures
+            code, user = failure.exit_code, failure.user_error
+            message = lifecycle.task_failure_message(
+                key, state, code, user, *counts, tail, log_path
+            )
+        lines = lifecycle.failure_lines(state, tail)
+        return JobFailed(
+            message, failure.user_error, role=failure.role, index=failure.index, traceback=lines
         )
 
     # ---- watchdogs (TRAINING, STOPPING) --------------------------------------------------

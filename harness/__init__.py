@@ -2,6 +2,7 @@
 
 Public names (imported lazily, so that ``harness --help`` does not load TensorFlow)::
 
+    from harness import Job, fit, Result, Checkpoint, HarnessError, JobSpecError  # the API
     from harness import (ModelFnOps, EstimatorSpec, ModeKeys, ProblemType, PredictionKey,
                          MetricKey, RunConfig, JobSpec, PredictOutput, ClassificationOutput,
                          RegressionOutput)
@@ -31,6 +32,12 @@ _EXPORTS = {
     "EstimatorSpec": "harness.estimator_spec",
     "RunConfig": "harness.config",
     "JobSpec": "harness.job",
+    "Job": "harness.api",
+    "JobSpecError": "harness.job",
+    "HarnessError": "harness.errors",
+    "fit": "harness.api",
+    "Result": "harness.api",
+    "Checkpoint": "harness.api",
     "call_model_fn": "harness.calling",
     "call_input_fn": "harness.calling",
     "call_logit_fn": "harness.calling",

@@ -195,6 +195,8 @@ def _export(args: Any) -> int:
 
 
 def _run(args: Any) -> int:
+    from harness.job import JobSpecError
+
     if not args.dry_run:
         install_interrupt_handlers()
     job = _load_job(args.job, import_tensorflow=not args.dry_run)
@@ -203,17 +205,20 @@ def _run(args: Any) -> int:
 
         print(dry_run(job, args))
         return EXIT_OK
-    from harness.commands.run import run_job
+    from harness.api import BACKENDS, fit
 
-    job.resolve_functions()
-    summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)
-    if summary["status"] == "succeeded":
-        print(f"harness: job {job.name} succeeded at global step {summary['final_global_step']}")
+    if args.backend not in BACKENDS:
+        raise JobSpecError(f"--backend {args.backend}: cannot run jobs; use it with --dry-run")
+    result = fit(
+        job, backend=args.backend, address=args.address, progress=True, echo=not args.quiet
+    )
+    if result.succeeded:
+        print(f"harness: job {job.name} succeeded at global step {result.metrics['global_step']}")
         return EXIT_OK
-    print(f"harness: job {job.name} {summary['status']}: {summary['error']}", file=sys.stderr)
-    if summary["status"] == "interrupted":
+    print(f"harness: job {job.name} {result.status}: {result.error}", file=sys.stderr)
+    if result.status == "interrupted":
         return EXIT_INTERRUPTED
-    return EXIT_INVALID if summary.get("user_error") else EXIT_FAILED
+    return EXIT_INVALID if result.error.user_error else EXIT_FAILED
 
 
 def _render(args: Any) -> int:

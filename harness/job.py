@@ -294,7 +294,7 @@ class JobSpec(_Strict):
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str = "<job>") -> JobSpec:
         try:
-            return cls.model_validate(data)
+            return JobSpec.model_validate(data)
         except ValidationError as exc:
             raise JobSpecError(_format_errors(exc, origin), field=_first_field(exc)) from None
 

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import HarnessError
 from harness.job import JobSpec, JobSpecError
 
 if TYPE_CHECKING:
@@ -27,7 +28,26 @@ def run_job(
     observers: Sequence[RunObserver] = (),
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Run ``job`` to the end with the given backend; returns run.json's content.
+    """Run ``job`` to the end; returns run.json's content (``run_supervised``'s summary)."""
+    summary, _ = run_supervised(
+        job, backend, address, quiet, extra_env, observers, show_progress=show_progress
+    )
+    return summary
+
+
+def run_supervised(
+    job: JobSpec,
+    backend: str = "local",
+    address: str | None = None,
+    quiet: bool = False,
+    extra_env: dict[str, str] | None = None,
+    observers: Sequence[RunObserver] = (),
+    show_progress: bool = True,
+) -> tuple[dict[str, Any], HarnessError | None]:
+    """Run ``job`` to the end with the given backend: run.json's content, and why it failed.
+
+    The failure is the supervisor's ``JobFailed`` (role, index, traceback lines), or None
+    when the job succeeded, was interrupted or ended before a task failed it.
 
     ``observers`` (``cluster.observe.RunObserver``) hear of the run as it goes, and get
     ``finished(summary)`` at the end (also when training is skipped). ``quiet``: task output
@@ -62,14 +82,16 @@ def run_job(
         }
         for observer in observers:
             observer.finished(summary)
-        return summary
+        return summary, None
     launcher = None
     try:
         chosen = launching_backend(backend, address=address, extra_env=extra_env)
         plan = chosen.plan(job)
         request = chosen.render(plan)
         launcher = chosen.launch(request)  # on Ctrl-C in ray.init it closes what it started
-        return Supervisor(plan, launcher, console, observers=observers).run()
+        supervisor = Supervisor(plan, launcher, console, observers=observers)
+        summary = supervisor.run()
+        return summary, supervisor.failure
     finally:
         if launcher is not None:
             launcher.close()

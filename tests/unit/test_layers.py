@@ -12,7 +12,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "cluster", "hooks")
 #: The only harness modules that may import cluster: the CLI and the entry points.
-ENTRY_POINTS = ("harness.cli", "harness.commands", "harness.estimator.driver", "harness.testing")
+ENTRY_POINTS = (
+    "harness.api",
+    "harness.cli",
+    "harness.commands",
+    "harness.estimator.driver",
+    "harness.testing",
+    "harness.tune",
+)
 MAX_LINES = 420
 
 

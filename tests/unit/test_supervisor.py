@@ -336,6 +336,7 @@ SUMMARY_KEYS = {
     "final_global_step",
     "max_steps",
     "last_loss",
+    "steps_per_sec",
     "restarts",
     "failures",
     "tasks",

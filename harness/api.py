@@ -1,0 +1,206 @@
+"""The Python API: ``harness.fit(job) -> harness.Result``, what ``harness run`` does, from code.
+
+::
+
+    import harness
+
+    job = harness.Job(
+        name="linear",
+        model_fn="model:model_fn",
+        input_fn="model:input_fn",
+        model_dir="/tmp/linear",
+        cluster={"workers": 2, "ps": 1},
+        train={"max_steps": 1000},
+    )  # or harness.Job.from_yaml("job.yaml")
+    result = harness.fit(job, backend="local")
+    print(result.metrics["loss"], result.checkpoint.path)
+
+Contract of ``fit``:
+
+- Invalid input fails before anything starts, with ``harness.JobSpecError`` (a
+  ``HarnessError`` naming the field): a model_fn/input_fn that cannot be imported, a
+  model_dir that cannot be written. Everything after that is in the ``Result``: a job that
+  failed or was interrupted does not raise; ``result.error`` says why and
+  ``result.raise_for_error()`` raises it.
+- It prints no progress bar and no task output unless asked (``progress=True``,
+  ``echo=True``); the harness's own one-line notes (restarts, failures) are printed. Task
+  output always goes to ``<model_dir>/logs/<role>-<index>.log``.
+- It works inside a Ray driver (an existing ``ray.init`` connection is used), a notebook and
+  pytest; ``backend="ray"`` with no address and no connection starts an embedded Ray for the
+  run and shuts it down afterwards.
+- ``observers`` (``cluster.observe.RunObserver``) hear of the run while it goes.
+
+``Result`` is built from run.json (``run``), the supervisor's failure (``error``) and the
+latest checkpoint in model_dir (``checkpoint``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from harness.errors import HarnessError
+from harness.job import JobSpec, JobSpecError, _first_field, _format_errors
+
+if TYPE_CHECKING:
+    from cluster.observe import RunObserver
+
+BACKENDS = ("ray", "local")
+_CKPT_STEP = re.compile(r"-(\d+)$")
+
+
+class Job(JobSpec):
+    """A job built in Python (``harness.Job``): the fields of a job file, as keywords.
+
+    ``Job(name=..., model_fn="model:model_fn", input_fn="model:input_fn", model_dir=...,
+    cluster={"workers": 2, "ps": 1}, train={"max_steps": 1000})``; nested sections are dicts
+    or their models. Validated as a job file is: ``JobSpecError`` lists every problem with its
+    field path. A relative model_dir is taken from the current directory, and the current
+    directory is searched for the functions' modules unless ``source_dirs`` is given.
+    ``Job.from_yaml(path)`` reads a job file (a ``JobSpec``, which is what a Job is).
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        if isinstance(fields.get("model_dir"), str | os.PathLike):
+            fields["model_dir"] = os.path.abspath(os.path.expanduser(fields["model_dir"]))
+        fields.setdefault("source_dirs", (os.getcwd(),))
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise JobSpecError(_format_errors(exc, "Job"), field=_first_field(exc)) from None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint in model_dir: its prefix (``.../model.ckpt-1000``) and global step."""
+
+    path: str
+    step: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run left: its metrics, its latest checkpoint, run.json, and its error if any.
+
+    Attributes:
+        status: ``"succeeded"``, ``"failed"`` or ``"interrupted"``.
+        metrics: ``global_step`` (final), ``loss`` (the last reported), ``steps_per_sec``
+            (global steps per second while training), ``eval`` (the last evaluation's
+            metrics, or None without an evaluator).
+        checkpoint: the latest checkpoint in model_dir, or None when there is none.
+        model_dir: the job's model_dir.
+        run: run.json's content.
+        error: None on success; else a ``HarnessError`` whose ``role``/``index`` name the
+            task that failed the job (None when no single task did, e.g. a stall or Ctrl-C),
+            with ``traceback`` (that task's last traceback or output lines) and ``user_error``
+            (True when the cause is the user's code or data, never retried).
+    """
+
+    status: str
+    metrics: dict[str, Any]
+    checkpoint: Checkpoint | None
+    model_dir: str
+    run: dict[str, Any] = field(repr=False)
+    error: HarnessError | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    def raise_for_error(self) -> Result:
+        """Raise ``error`` when the run did not succeed; else return the Result."""
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+def fit(
+    job: JobSpec,
+    backend: str = "ray",
+    address: str | None = None,
+    *,
+    progress: bool = False,
+    echo: bool = False,
+    observers: Sequence[RunObserver] = (),
+    extra_env: dict[str, str] | None = None,
+) -> Result:
+    """Train ``job`` on a cluster to ``train.max_steps``; returns its ``Result``.
+
+    ``backend``: ``"ray"`` (Ray actors on ``address``, ``RAY_ADDRESS``, the Ray this process
+    is connected to, or an embedded Ray) or ``"local"`` (one OS process per task). ``progress``
+    shows the progress bar (on a TTY) or progress lines; ``echo`` prints the tasks' output,
+    prefixed with their role:index. Raises ``JobSpecError`` for invalid input (see the module
+    docstring); a failed run returns a Result whose ``error`` says why.
+    """
+    from harness.commands.run import run_supervised
+
+    if not isinstance(job, JobSpec):
+        raise JobSpecError(
+            f"fit: job must be a harness.Job (got {type(job).__name__}); build one with "
+            "harness.Job(...) or harness.Job.from_yaml(path)",
+            field="job",
+        )
+    if backend not in BACKENDS:
+        raise JobSpecError(
+            f"fit: backend must be one of {', '.join(BACKENDS)} (got {backend!r}); "
+            "Kubernetes jobs are rendered with `harness render k8s`",
+            field="backend",
+        )
+    job.resolve_functions()
+    summary, failure = run_supervised(
+        job,
+        backend=backend,
+        address=address,
+        quiet=not echo,
+        show_progress=progress,
+        observers=observers,
+        extra_env=extra_env,
+    )
+    return result_of(job, summary, failure)
+
+
+def result_of(job: JobSpec, summary: dict[str, Any], failure: HarnessError | None = None) -> Result:
+    """The Result of a run of ``job`` that ended with ``summary`` (run.json's content)."""
+    status = summary["status"]
+    error = failure
+    if status != "succeeded" and error is None:
+        error = HarnessError(summary.get("error") or f"the job {status}")
+    if error is not None and not hasattr(error, "traceback"):
+        error.traceback = ()  # type: ignore[attr-defined]
+    if error is not None and not hasattr(error, "user_error"):
+        error.user_error = bool(summary.get("user_error"))  # type: ignore[attr-defined]
+    latest = summary.get("eval") or {}
+    metrics = {
+        "global_step": summary.get("final_global_step", 0),
+        "loss": summary.get("last_loss"),
+        "steps_per_sec": summary.get("steps_per_sec"),
+        "eval": latest.get("metrics"),
+    }
+    return Result(
+        status=status,
+        metrics=metrics,
+        checkpoint=latest_checkpoint(job.model_dir),
+        model_dir=job.model_dir,
+        run=summary,
+        error=error,
+    )
+
+
+def latest_checkpoint(model_dir: str) -> Checkpoint | None:
+    """The latest checkpoint in ``model_dir`` (TF's ``checkpoint`` file), or None."""
+    if not os.path.isfile(os.path.join(model_dir, "checkpoint")):
+        return None
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(model_dir)
+    if path is None:
+        return None
+    match = _CKPT_STEP.search(path)
+    if match:
+        return Checkpoint(path, int(match.group(1)))
+    return Checkpoint(path, int(tf.train.load_checkpoint(path).get_tensor("global_step")))
