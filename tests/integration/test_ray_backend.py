@@ -589,22 +589,32 @@ def ray_head(tmp_path):
     assert head.processes() == [], "processes of the Ray head are left"
 
 
-def submit(head: RayHead, workdir: Path, submission_id: str) -> subprocess.Popen[str]:
+def submit(
+    head: RayHead,
+    workdir: Path,
+    submission_id: str,
+    entrypoint: tuple[str, ...] = ("python", "-m", "harness", "run", "job.yaml"),
+    env_vars: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
     """Start ``ray job submit --working-dir`` (it waits for the job and returns its result).
 
     harness is shipped with ``py_modules``, as for a cluster where it is not installed.
     """
-    runtime_env = {"py_modules": [str(REPO / p) for p in ("harness", "cluster", "hooks")]}
+    runtime_env: dict[str, Any] = {
+        "py_modules": [str(REPO / p) for p in ("harness", "cluster", "hooks")],
+        "env_vars": env_vars or {},
+    }
     command = [str(RAY_BIN), "job", "submit", f"--submission-id={submission_id}"]
     command += [f"--working-dir={workdir}", f"--runtime-env-json={json.dumps(runtime_env)}"]
-    command += ["--", "python", "-m", "harness", "run", "job.yaml"]
+    command += ["--", *entrypoint]
     return subprocess.Popen(
         command, env=head.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
+    """Two job files side by side, then the Python API's example driver (harness.fit)."""
     submitted = {}
     jobs = {  # the example's shape, and a failing chief alone
         "submit-ok": {"params": {}},
@@ -641,3 +651,18 @@ def test_ray_job_submit_to_a_head_with_token_auth(tmp_path, ray_head):
     assert not [a for a in alive if (a.get("name") or "").startswith("submit-")], alive
     groups = ray_head.list_state("placement-groups")
     assert [g for g in groups if g["state"] != "REMOVED"] == [], groups
+
+    # the Python API: examples/python_api/train.py calls harness.fit on the job's cluster
+    api_dir = tmp_path / "api-model"
+    env = {"MODEL_DIR": str(api_dir), "MAX_STEPS": "60"}
+    driver = ("python", "python_api/train.py")
+    process = submit(ray_head, REPO / "examples", "submit-api", driver, env)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 0, output[-5000:]
+    assert ray_head.job_status("submit-api") == "SUCCEEDED"
+    assert "loss " in output and "at global step" in output
+    run = json.loads((api_dir / "run.json").read_text())
+    assert run["status"] == "succeeded" and run["backend"] == "ray"
+    assert f"checkpoint {api_dir}/model.ckpt-" in output
+    alive = ray_head.list_state("actors", "state=ALIVE")
+    assert not [a for a in alive if (a.get("name") or "").startswith("linear-api")], alive
