@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import tensorflow as tf
 
+from hooks import steady
 from hooks.progress import ProgressHook, Report
 from hooks.stop import StopSignalHook
 
@@ -90,6 +91,10 @@ class DefaultHook:
     added_by: AddedBy
     build: Callable[[BuildContext], SessionRunHook] | None
     slot: Slot = "hooks"
+    #: what it adds to every step's ``session.run`` fetches ("step": the global step, "-":
+    #: nothing); "(+X)": X is fetched only on the steps of its cadence, and each distinct set
+    #: of fetches makes TensorFlow build another partitioned graph the first time it occurs.
+    fetches: str = "-"
     #: only in a cluster task (``harness run``), not in ``harness.Estimator.train``.
     task_only: bool = False
     enabled: Callable[[JobSpec], bool] = lambda job: True
@@ -133,6 +138,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         "Estimator",
         _build_checkpoint_saver,
         slot="chief_only_hooks",
+        fetches="step",
     ),
     # built by MonitoredTrainingSession on the chief (session_hook_arguments)
     DefaultHook(
@@ -143,6 +149,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         None,
         slot="session",
         enabled=lambda job: job.train.log_step_count_steps > 0,
+        fetches="step",
     ),
     DefaultHook(
         "SummarySaverHook",
@@ -152,6 +159,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         None,
         slot="session",
         enabled=lambda job: job.train.save_summary_steps > 0,
+        fetches="step (+summaries)",
     ),
     # hooks, on every trainer
     DefaultHook(
@@ -160,6 +168,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         lambda job: f"stops at step {job.train.max_steps}",
         "Estimator",
         lambda ctx: v1.train.StopAtStepHook(last_step=ctx.job.train.max_steps),
+        fetches="step",
     ),
     DefaultHook(
         "NanTensorHook",
@@ -167,16 +176,18 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         lambda job: "every step (fails on NaN)",
         "Estimator",
         lambda ctx: v1.train.NanTensorHook(ctx.loss),
+        fetches="loss",
     ),
     DefaultHook(
         "LoggingTensorHook",
         TRAINERS,
         lambda job: f"every {job.train.log_step_count_steps} steps (loss, step)",
         "Estimator",
-        lambda ctx: v1.train.LoggingTensorHook(
+        lambda ctx: steady.LoggingTensorHook(
             {"loss": ctx.loss, "step": ctx.global_step},
             every_n_iter=ctx.job.train.log_step_count_steps,
         ),
+        fetches="loss, step",
     ),
     DefaultHook(
         "ProgressHook",
@@ -185,6 +196,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         "harness",
         lambda ctx: ProgressHook(_task(ctx).report, ctx.loss, every_secs=PROGRESS_EVERY_SECS),
         task_only=True,
+        fetches="loss, step",
     ),
     DefaultHook(
         "StopSignalHook",
@@ -195,6 +207,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
             _task(ctx).stop_event, unblock_after_secs=stop_unblock_after_secs(ctx.job)
         ),
         task_only=True,
+        fetches="-",
     ),
     # applied by the task runner to the user's hooks (hooks.guard.guard_user_hooks)
     DefaultHook(
@@ -334,6 +347,7 @@ class HookLine:
     hook: str
     origin: str
     cadence: str
+    fetches: str = "-"  # what it adds to each step's fetches ("-": a user hook, unknown)
 
 
 def describe(
@@ -345,11 +359,12 @@ def describe(
 
     def line(entry: HookEntry) -> HookLine:
         if entry.row is not None:
-            return HookLine(entry.row.name, entry.row.added_by, entry.row.cadence(job))
+            row = entry.row
+            return HookLine(row.name, row.added_by, row.cadence(job), row.fetches)
         return HookLine(type(entry.hook).__name__, entry.origin, "-")
 
     session = tuple(
-        HookLine(row.name, row.added_by, row.cadence(job))
+        HookLine(row.name, row.added_by, row.cadence(job), row.fetches)
         for row in rows_for(role, job, in_task=in_task)
         if row.slot == "session"
     )

@@ -89,13 +89,14 @@ def _hook_table(job: JobSpec, origin: str) -> Table | None:
     for column in ("role", "#", "hook", "origin"):
         table.add_column(column, no_wrap=True)
     table.add_column("cadence")
+    table.add_column("fetches", no_wrap=True)
     for row in rows:
         table.add_row(*row)
     return table
 
 
-def hook_rows(job: JobSpec, origin: str) -> list[tuple[str, str, str, str, str]] | None:
-    """``(task, #, hook, origin, cadence)`` per hook of each role of the job, from the TRAIN
+def hook_rows(job: JobSpec, origin: str) -> list[tuple[str, ...]] | None:
+    """``(task, #, hook, origin, cadence, fetches)`` per hook of each role of the job, from the TRAIN
     graphs' real hooks and ``hooks.roles``; None (message printed) when a graph fails."""
     from harness.runtime.run_config import run_config
     from harness.runtime.trainer import build_task_graph
@@ -115,12 +116,12 @@ def hook_rows(job: JobSpec, origin: str) -> list[tuple[str, str, str, str, str]]
             return None
         lines = roles.describe(graph.role_hooks, role, job)
         for n, line in enumerate(lines, 1):
-            rows.append((f"{role}:0", str(n), line.hook, line.origin, line.cadence))
+            rows.append((f"{role}:0", str(n), line.hook, line.origin, line.cadence, line.fetches))
         for line in roles.wrappers(role, job):
-            rows.append((f"{role}:0", "*", line.hook, line.origin, line.cadence))
+            rows.append((f"{role}:0", "*", line.hook, line.origin, line.cadence, "-"))
     for role in ("ps", "evaluator"):
         if getattr(job.cluster, role):
-            rows.append((f"{role}:*", "-", "(none)", "-", roles.ROLE_NOTES[role]))
+            rows.append((f"{role}:*", "-", "(none)", "-", roles.ROLE_NOTES[role], "-"))
     return rows
 
 

@@ -237,3 +237,61 @@ def test_validate_prints_the_tables_rows_per_role(tmp_path, capsys):
     ps_lines = [ln for ln in out.splitlines() if "ps:*" in ln]
     assert ps_lines and roles.ROLE_NOTES["ps"] in ps_lines[0]
     assert "Also on the chief" not in out
+
+
+# ---- one set of fetches per step -------------------------------------------------------------
+
+
+def _fetched_names(fetches):
+    """The names of the tensors and ops in a (nested) fetch structure; dict keys may be hooks."""
+    if isinstance(fetches, dict):
+        return [n for value in fetches.values() for n in _fetched_names(value)]
+    if isinstance(fetches, list | tuple):
+        return [n for value in fetches for n in _fetched_names(value)]
+    return [fetches.name] if isinstance(fetches, tf.Tensor | tf.Operation) else []
+
+
+def _fetch_sets(job, monkeypatch, steps):
+    """The distinct sets of fetches of the training steps of a local chief with the table's
+    hooks and a ProgressHook (as a task adds it); each set is the sorted fetched names."""
+    from tensorflow.python.client import session as tf_session
+
+    from hooks.progress import ProgressHook
+
+    seen: list[tuple[str, ...]] = []
+    real_run = tf_session.BaseSession.run
+
+    def recording_run(self, fetches, *args, **kwargs):
+        names = tuple(sorted(_fetched_names(fetches)))
+        if any(name.startswith("GradientDescent") for name in names):  # a training step
+            seen.append(names)
+        return real_run(self, fetches, *args, **kwargs)
+
+    graph = build_train_graph(job, local_run_config(job), model_fn, input_fn)
+    with graph.graph.as_default():
+        progress = ProgressHook(lambda *a, **k: None, graph.loss)
+        hooks = roles.RoleHooks(
+            graph.role_hooks.hooks + (roles.HookEntry(progress, "harness default"),),
+            graph.role_hooks.chief_only_hooks,
+        )
+        session = monitored_training_session(job, local_run_config(job), graph.scaffold, hooks)
+        monkeypatch.setattr(tf_session.BaseSession, "run", recording_run)
+        with session:
+            for _ in range(steps):
+                session.run(graph.train_op)
+    return seen
+
+
+def test_the_default_hooks_fetch_the_same_set_on_every_step(tmp_path, monkeypatch):
+    job = _job(tmp_path, workers=0, ps=0, save_summary_steps=0, log_step_count_steps=7)
+    seen = _fetch_sets(job, monkeypatch, 25)
+    assert len(seen) == 25 and len(set(seen)) == 1, set(seen)
+
+
+def test_only_the_summary_saver_adds_a_second_fetch_set(tmp_path, monkeypatch):
+    job = _job(tmp_path, workers=0, ps=0, save_summary_steps=11, log_step_count_steps=7)
+    seen = _fetch_sets(job, monkeypatch, 25)
+    assert len(set(seen)) == 2, set(seen)
+    rows = {row.name: row.fetches for row in roles.DEFAULT_HOOKS}
+    assert "(+summaries)" in rows["SummarySaverHook"]
+    assert all("(+" not in f for name, f in rows.items() if name != "SummarySaverHook")
