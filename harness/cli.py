@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan, start nothing")
     run.add_argument("--image", help="container image (k8s dry-run)")
     run.add_argument("--quiet", action="store_true", help="do not echo task output (still logged)")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the job runs "
+        "(any backend; with Ray they are also Ray metrics). See docs/metrics.md",
+    )
     _add_render_parser(commands)
     _add_evaluate_parser(commands)
     _add_export_parser(commands)
@@ -203,10 +210,14 @@ def _run(args: Any) -> int:
 
         print(dry_run(job, args))
         return EXIT_OK
+    from cluster.metrics import metrics_observers
     from harness.commands.run import run_job
 
     job.resolve_functions()
-    summary = run_job(job, backend=args.backend, address=args.address, quiet=args.quiet)
+    observers = metrics_observers(job.name, args.backend, args.metrics_port)
+    summary = run_job(
+        job, backend=args.backend, address=args.address, quiet=args.quiet, observers=observers
+    )
     if summary["status"] == "succeeded":
         print(f"harness: job {job.name} succeeded at global step {summary['final_global_step']}")
         return EXIT_OK
