@@ -134,9 +134,8 @@ def test_restarts_match_run_json_when_the_supervisor_drives_the_observer(tmp_pat
     assert result.summary["status"] == "succeeded", result.summary["error"]
     for key in TASKS:
         r, i = key.split(":")
-        assert sink.get(TASK_RESTARTS, role=r, index=i) == (
-            result.summary["tasks"][key]["restarts"]
-        ), key
+        expected = result.summary["tasks"][key]["restarts"]
+        assert sink.get(TASK_RESTARTS, role=r, index=i) == expected, key
     for r in ("chief", "worker", "ps", "evaluator"):
         assert sink.get(TASKS_RUNNING, role=r) == 0
     assert sink.get(GLOBAL_STEP) == result.summary["final_global_step"] == 100
