@@ -127,6 +127,7 @@ def fit(
     progress: bool = False,
     echo: bool = False,
     observers: Sequence[RunObserver] = (),
+    metrics_port: int | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Result:
     """Train ``job`` on a cluster to ``train.max_steps``; returns its ``Result``.
@@ -134,8 +135,10 @@ def fit(
     ``backend``: ``"ray"`` (Ray actors on ``address``, ``RAY_ADDRESS``, the Ray this process
     is connected to, or an embedded Ray) or ``"local"`` (one OS process per task). ``progress``
     shows the progress bar (on a TTY) or progress lines; ``echo`` prints the tasks' output,
-    prefixed with their role:index. Raises ``JobSpecError`` for invalid input (see the module
-    docstring); a failed run returns a Result whose ``error`` says why.
+    prefixed with their role:index. On Ray the run's metrics (``harness_global_step``, ...,
+    docs/metrics.md) are Ray metrics; ``metrics_port`` also serves them on
+    ``http://127.0.0.1:PORT/metrics`` (0: a free port). Raises ``JobSpecError`` for invalid
+    input (see the module docstring); a failed run returns a Result whose ``error`` says why.
     """
     from harness.commands.run import run_supervised
 
@@ -152,15 +155,22 @@ def fit(
             field="backend",
         )
     job.resolve_functions()
-    summary, failure = run_supervised(
-        job,
-        backend=backend,
-        address=address,
-        quiet=not echo,
-        show_progress=progress,
-        observers=observers,
-        extra_env=extra_env,
-    )
+    from cluster.metrics import metrics_observers
+
+    observers = [*observers, *metrics_observers(job.name, backend, metrics_port)]
+    try:
+        summary, failure = run_supervised(
+            job,
+            backend=backend,
+            address=address,
+            quiet=not echo,
+            show_progress=progress,
+            observers=observers,
+            extra_env=extra_env,
+        )
+    finally:  # a run that ended before the supervisor ran: close what the observers hold
+        for observer in observers:
+            getattr(observer, "close", lambda: None)()
     return result_of(job, summary, failure)
 
 

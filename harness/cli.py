@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan, start nothing")
     run.add_argument("--image", help="container image (k8s dry-run)")
     run.add_argument("--quiet", action="store_true", help="do not echo task output (still logged)")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the job runs "
+        "(any backend; with Ray they are also Ray metrics). See docs/metrics.md",
+    )
     _add_render_parser(commands)
     _add_evaluate_parser(commands)
     _add_export_parser(commands)
@@ -210,7 +217,12 @@ def _run(args: Any) -> int:
     if args.backend not in BACKENDS:
         raise JobSpecError(f"--backend {args.backend}: cannot run jobs; use it with --dry-run")
     result = fit(
-        job, backend=args.backend, address=args.address, progress=True, echo=not args.quiet
+        job,
+        backend=args.backend,
+        address=args.address,
+        progress=True,
+        echo=not args.quiet,
+        metrics_port=args.metrics_port,
     )
     if result.succeeded:
         print(f"harness: job {job.name} succeeded at global step {result.metrics['global_step']}")
