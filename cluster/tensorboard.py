@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_at_eof() -> None:
-    while sys.stdin.buffer.read(4096):
+    # os.read, not sys.stdin: a daemon thread blocked in a buffered read aborts the
+    # interpreter's shutdown when TensorBoard exits by itself (a port in use).
+    while os.read(0, 4096):
         pass
     os._exit(0)
 
