@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 from cluster.handles import Inbox
 from cluster.plan import Plan, TaskPlan, make_plan
 from cluster.processes import kill_tree, spawn_task, task_process_env
+from cluster.tensorboard import (
+    TensorBoardProcess,
+    TensorBoardRequest,
+    tensorboard_env,
+    tensorboard_request,
+)
 from harness.job import JobSpec
 
 
@@ -56,19 +62,24 @@ class LocalRequest:
     """What the local backend will start: one process per task, in plan order.
 
     Each process runs with this machine's environment, then ``extra_env``, then its own
-    ``env`` (``cluster.processes.task_process_env``).
+    ``env`` (``cluster.processes.task_process_env``). ``tensorboard``: the TensorBoard
+    process beside them on 127.0.0.1, when the job asks for one (``cluster.tensorboard``).
     """
 
     plan: Plan
     processes: tuple[LocalProcess, ...]
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    tensorboard: TensorBoardRequest | None = None
 
     def process(self, key: str) -> LocalProcess:
         return next(p for p in self.processes if p.key == key)
 
     def describe(self) -> str:
-        """The dry-run text: processes, commands, environment, TF_CONFIG."""
-        return self.plan.describe()
+        """The dry-run text: processes, commands, environment, TF_CONFIG (and TensorBoard)."""
+        text = self.plan.describe()
+        if self.tensorboard is None:
+            return text
+        return "\n".join([text, *self.tensorboard.describe("a process on this machine, CPU only")])
 
 
 class LocalBackend:
@@ -85,7 +96,8 @@ class LocalBackend:
     def render(self, plan: Plan) -> LocalRequest:
         """Pure: the processes ``launch`` would start for ``plan``."""
         processes = tuple(LocalProcess(t.key, t.command, dict(t.env)) for t in plan.tasks)
-        return LocalRequest(plan, processes, dict(self.extra_env))
+        tensorboard = tensorboard_request(plan.job, host="127.0.0.1")
+        return LocalRequest(plan, processes, dict(self.extra_env), tensorboard)
 
     def launch(self, request: LocalRequest) -> LocalLauncher:
         return LocalLauncher(request)
@@ -149,6 +161,7 @@ class LocalLauncher:
     def __init__(self, request: LocalRequest) -> None:
         self.request = request
         self.started: list[LocalTaskHandle] = []
+        self.tensorboard: TensorBoardProcess | None = None
 
     def start(self, task: TaskPlan, inbox: Inbox) -> LocalTaskHandle:
         process = self.request.process(task.key)
@@ -156,7 +169,17 @@ class LocalLauncher:
         self.started.append(handle)
         return handle
 
+    def start_tensorboard(self, request: TensorBoardRequest) -> TensorBoardProcess:
+        """Start TensorBoard as a process of this machine (returns before it serves)."""
+        env = tensorboard_env({**os.environ, **self.request.extra_env})
+        self.tensorboard = TensorBoardProcess(request, request.host or "127.0.0.1", env)
+        return self.tensorboard.start()
+
     def close(self) -> None:
+        """Kill every task process and TensorBoard (``cluster.tensorboard.serving`` stops it
+        first; this is the backstop)."""
+        if self.tensorboard is not None:
+            self.tensorboard.stop()
         for handle in self.started:
             handle.kill()
             handle.wait_gone(timeout=10.0)

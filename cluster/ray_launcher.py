@@ -21,9 +21,12 @@ pure ``cluster.ray_request.RayRequest`` (no Ray is imported); ``launch(request)`
 - A thread per task long-polls the actor's output and delivers it to the supervisor's inbox;
   an actor that dies (killed, node lost, out of memory) is reported as an exit with code
   ``ACTOR_DIED`` so the failure policy handles it per role.
-- ``close()`` kills every actor it started and removes the placement group: after success,
-  failure or Ctrl-C (also during ``ray.init``) no actor and no placement group of the job
-  remains.
+- ``start_tensorboard`` starts the request's TensorBoard (``cluster.tensorboard``) as the
+  actor ``<job>-tensorboard``: 0 CPUs and no GPU, in the chief's bundle, so on the chief's
+  node; it serves on that node's IP.
+- ``close()`` kills every actor it started (TensorBoard's too) and removes the placement
+  group: after success, failure or Ctrl-C (also during ``ray.init``) no actor and no
+  placement group of the job remains.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from cluster.ray_request import (
     oversubscription_warning,
     render,
 )
+from cluster.ray_tensorboard import RayTensorBoard, TensorBoardActor
+from cluster.tensorboard import TensorBoardRequest
 from harness.job import JobSpec, JobSpecError
 
 __all__ = [
@@ -129,6 +134,7 @@ class RayLauncher:
         self._placed = False
         self.handles: dict[str, RayTaskHandle] = {}
         self.all_handles: list[RayTaskHandle] = []
+        self.tensorboard: RayTensorBoard | None = None
         self._closed = False
 
     def _connect(self) -> None:
@@ -278,6 +284,29 @@ class RayLauncher:
         command, env = list(actor.command), dict(actor.env)
         return ray.remote(TaskActor).options(**options).remote(task.key, command, env)
 
+    def start_tensorboard(self, tensorboard: TensorBoardRequest) -> RayTensorBoard:
+        """Start TensorBoard's actor in the chief's bundle; returns before it is placed."""
+        if self._closed or self._ray is None:
+            raise JobFailed("the Ray launcher is closed or was never launched")
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        options: dict[str, Any] = {
+            "name": self.request.tensorboard_name,
+            "namespace": self.namespace,
+            "num_cpus": 0,
+            "num_gpus": 0,
+            "max_restarts": 0,
+            "max_task_retries": 0,
+            "max_concurrency": 2,  # stop gets through while start waits
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                placement_group=self.placement_group,
+                placement_group_bundle_index=self.request.tensorboard_bundle,
+            ),
+        }
+        actor = self._ray.remote(TensorBoardActor).options(**options).remote(tensorboard)
+        self.tensorboard = RayTensorBoard(self._ray, actor)
+        return self.tensorboard
+
     def _kill_stale(self, name: str) -> None:
         ray = self._ray
         try:
@@ -302,6 +331,8 @@ class RayLauncher:
         if ray is None:
             return
         if ray.is_initialized():
+            if self.tensorboard is not None:
+                self.tensorboard.stop()
             for handle in self.all_handles:
                 handle.kill()
             for handle in self.all_handles:

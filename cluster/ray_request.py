@@ -8,6 +8,11 @@ with ``embedded_cpus`` logical CPUs. ``describe()`` is ``harness run --dry-run``
 ``cluster.ray_launcher.launch`` performs the request.
 
 Bundles are ``cluster.resources.ray_bundle`` of each task's resources: only trainers hold GPUs.
+
+When the job asks for TensorBoard (``cluster.tensorboard``), ``tensorboard`` is its request:
+one more actor, ``<job>-tensorboard``, with 0 CPUs in the chief's bundle, so that it runs on
+the chief's node under every placement strategy and adds no bundle (STRICT_SPREAD would need
+a node of its own for one) and no CPU to what the job asks for.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 
 from cluster.plan import Plan, TaskPlan
 from cluster.resources import ray_bundle
+from cluster.tensorboard import TensorBoardRequest, tensorboard_request
 from harness.job import JobSpec
 
 
@@ -83,10 +89,20 @@ class RayRequest:
     address: str | None = None
     embedded_cpus: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    tensorboard: TensorBoardRequest | None = None
 
     @property
     def job(self) -> JobSpec:
         return self.plan.job
+
+    @property
+    def tensorboard_name(self) -> str:
+        return f"{self.job.name}-tensorboard"
+
+    @property
+    def tensorboard_bundle(self) -> int:
+        """The bundle TensorBoard's actor runs in: the chief's, with 0 CPUs of its own."""
+        return self.actor("chief:0").bundle_index
 
     @property
     def bundles(self) -> list[dict[str, float]]:
@@ -116,6 +132,11 @@ class RayRequest:
                 f"    command: {' '.join(actor.command)}",
                 f"    CUDA_VISIBLE_DEVICES: {gpus}; HARNESS_NODE_IP: the actor's node IP",
             ]
+        if self.tensorboard is not None:
+            lines += self.tensorboard.describe(
+                f"actor {self.tensorboard_name}, in the chief's bundle {self.tensorboard_bundle} "
+                "with 0 CPUs (the chief's node), no GPU"
+            )
         return "\n".join(lines)
 
 
@@ -135,7 +156,8 @@ def render(
         )
         for index, task in enumerate(plan.tasks)
     )
-    return RayRequest(plan, actors, address, embedded_num_cpus(plan.job), extra)
+    tensorboard = tensorboard_request(plan.job, host=None)
+    return RayRequest(plan, actors, address, embedded_num_cpus(plan.job), extra, tensorboard)
 
 
 def describe_ray_plan(plan: Plan) -> str:

@@ -71,10 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the job runs "
         "(any backend; with Ray they are also Ray metrics). See docs/metrics.md",
     )
+    run.add_argument(
+        "--tensorboard",
+        nargs="?",
+        const=True,
+        type=_tensorboard_port,
+        metavar="PORT",
+        help="serve TensorBoard on model_dir while the job runs, on PORT (default 6006; 0: a "
+        "free port); overrides the job's tensorboard field",
+    )
     _add_render_parser(commands)
     _add_evaluate_parser(commands)
     _add_export_parser(commands)
     return parser
+
+
+def _tensorboard_port(text: str) -> int:
+    """``--tensorboard PORT``: a port number (0: a free one)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give a number from 0 to 65535 (0: a free port), or none "
+            "for 6006; put --tensorboard after JOB.yaml"
+        )
+    return int(text)
 
 
 def _add_render_parser(commands: Any) -> None:
@@ -207,6 +226,8 @@ def _run(args: Any) -> int:
     if not args.dry_run:
         install_interrupt_handlers()
     job = _load_job(args.job, import_tensorflow=not args.dry_run)
+    if args.tensorboard is not None:
+        job = job.with_overrides(tensorboard=args.tensorboard)
     if args.dry_run:
         from harness.commands.run import dry_run
 

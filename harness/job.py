@@ -224,6 +224,9 @@ class JobSpec(_Strict):
     # tf.compat.v1.layers and TF 1.x-era code need) or "keras3" (code written for Keras 3).
     # See harness/legacy_keras.py.
     keras: Literal["legacy", "keras3"] = "legacy"
+    # TensorBoard on model_dir while `harness run` runs: true (port 6006), false, or a port
+    # (0: a free one); `--tensorboard [PORT]` overrides it. See cluster/tensorboard.py.
+    tensorboard: bool | int = False
     # Directories put on sys.path before importing model_fn/input_fn: the YAML's folder and
     # the directory `harness` was started from. Filled in by from_yaml; users rarely set it.
     source_dirs: tuple[str, ...] = ()
@@ -244,6 +247,13 @@ class JobSpec(_Strict):
         if value is not None and not _FN_PATH.match(value):
             raise ValueError("must be 'package.module:function', for example 'mymodel:model_fn'")
         return value
+
+    @field_validator("tensorboard", mode="before")
+    @classmethod
+    def _valid_tensorboard(cls, value: Any) -> bool | int:
+        if isinstance(value, bool) or (isinstance(value, int) and 0 <= value <= 65535):
+            return value
+        raise ValueError("must be true, false or a port from 0 to 65535 (0: a free port)")
 
     @property
     def num_tasks(self) -> int:

@@ -2,7 +2,8 @@
 
 The backend (``cluster.backends``) plans the job and renders the plan into a request, pure
 data whose ``describe()`` is the ``--dry-run`` text; a run launches exactly that request and
-hands the launcher to the supervisor.
+hands the launcher to the supervisor, with TensorBoard beside it when the job asks for it
+(``cluster.tensorboard.serving``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def run_supervised(
     from cluster.backends import launching_backend
     from cluster.console import Console
     from cluster.supervisor import Supervisor
+    from cluster.tensorboard import serving
 
     check_model_dir(job.model_dir)
     console = Console(
@@ -89,8 +91,9 @@ def run_supervised(
         plan = chosen.plan(job)
         request = chosen.render(plan)
         launcher = chosen.launch(request)  # on Ctrl-C in ray.init it closes what it started
-        supervisor = Supervisor(plan, launcher, console, observers=observers)
-        summary = supervisor.run()
+        with serving(request, launcher, console) as tensorboard:  # when the job asks for it
+            supervisor = Supervisor(plan, launcher, console, observers=observers)
+            summary = tensorboard.record(supervisor.run())
         return summary, supervisor.failure
     finally:
         if launcher is not None:
