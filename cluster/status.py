@@ -73,6 +73,9 @@ def register_status(
             "another name to see it)"
         )
         return None
+    except Exception as exc:  # noqa: BLE001 - the job runs without its status board
+        report(f"harness status: could not create this run's status board: {exc}")
+        return None
     return StatusObserver(board, RunState(job, keys, max_steps), PendingLines(capacity), report)
 
 

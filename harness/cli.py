@@ -5,7 +5,8 @@ Exit status: 0 when the command (the job, for ``run``) succeeded; 1 when the job
 model_fn, flags, model_dir) and for a job that failed because of the user's code or data
 (model_fn/input_fn/hooks raising, an op of the user's failing at the first step, a
 checkpoint that does not fit the graph, NaN loss); 130 when interrupted (SIGINT, SIGTERM or
-SIGHUP to ``harness run``).
+SIGHUP to ``harness run``). ``status`` and ``logs`` exit 2 for a job or task that is not
+running (``harness.commands.status``).
 """
 
 from __future__ import annotations

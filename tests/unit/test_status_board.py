@@ -10,7 +10,14 @@ from typing import Any
 from cluster.observe import Snapshot
 from cluster.status import StatusObserver
 from cluster.status_board import LineRing, PendingLines, RunState, StatusBoard
-from harness.commands.status import format_duration, format_status, gap_note
+from harness.cli import build_parser
+from harness.commands.status import (
+    format_duration,
+    format_status,
+    gap_note,
+    logs_command,
+    status_command,
+)
 
 KEYS = ["chief:0", "worker:0", "ps:0"]
 
@@ -209,7 +216,9 @@ def test_format_status_shows_the_job_line_the_evaluation_and_the_task_table():
 
 
 def test_format_status_before_progress_and_after_a_failure():
-    text = format_status(status_dict(progress=None, evaluation=None, state="failed", error="boom\nx"))
+    text = format_status(
+        status_dict(progress=None, evaluation=None, state="failed", error="boom\nx")
+    )
     assert text.splitlines()[0].startswith("job lin: failed, global step 0/100, elapsed")
     assert "  error: boom" in text and "latest evaluation" not in text
 
@@ -220,3 +229,16 @@ def test_durations_and_gap_notes():
     assert gap_note("worker:0", 4, 5) is None
     assert "3 earlier lines of worker:0" in gap_note("worker:0", 0, 4)
     assert "2 lines of worker:0" in gap_note("worker:0", 10, 13)
+
+
+def test_the_cli_parses_status_and_logs():
+    args = build_parser().parse_args(["status", "lin", "--json", "--address", "h:6379"])
+    assert (args.job, args.json, args.address, args.run_command) == (
+        "lin",
+        True,
+        "h:6379",
+        status_command,
+    )
+    args = build_parser().parse_args(["logs", "lin", "worker:1", "-f"])
+    assert (args.job, args.task, args.follow, args.address) == ("lin", "worker:1", True, None)
+    assert args.run_command is logs_command
