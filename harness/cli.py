@@ -1,11 +1,12 @@
-"""The ``harness`` command line: validate, run, render, evaluate, export.
+"""The ``harness`` command line: validate, run, render, evaluate, export, status, logs.
 
 Exit status: 0 when the command (the job, for ``run``) succeeded; 1 when the job failed
 (infrastructure, failure.max_failures used up, a stall); 2 for invalid input (job file,
 model_fn, flags, model_dir) and for a job that failed because of the user's code or data
 (model_fn/input_fn/hooks raising, an op of the user's failing at the first step, a
 checkpoint that does not fit the graph, NaN loss); 130 when interrupted (SIGINT, SIGTERM or
-SIGHUP to ``harness run``).
+SIGHUP to ``harness run``). ``status`` and ``logs`` exit 2 for a job or task that is not
+running (``harness.commands.status``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_parser(commands)
     _add_evaluate_parser(commands)
     _add_export_parser(commands)
+    from harness.commands.status import add_status_parsers
+
+    add_status_parsers(commands)  # status, logs: each parser's run_command runs it
     return parser
 
 
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             code = _evaluate(args)
         elif args.command == "export":
             code = _export(args)
+        elif args.command in ("status", "logs"):
+            code = args.run_command(args)
         else:  # pragma: no cover - argparse rejects unknown commands
             code = EXIT_INVALID
     except JobSpecError as exc:

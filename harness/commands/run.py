@@ -85,17 +85,25 @@ def run_supervised(
         for observer in observers:
             observer.finished(summary)
         return summary, None
-    launcher = None
+    launcher = status = None
     try:
         chosen = launching_backend(backend, address=address, extra_env=extra_env)
         plan = chosen.plan(job)
         request = chosen.render(plan)
         launcher = chosen.launch(request)  # on Ctrl-C in ray.init it closes what it started
+        if chosen.name == "ray":  # `harness status` / `harness logs` (cluster.status)
+            from cluster.status import register_status
+
+            keys = [t.key for t in plan.tasks]
+            status = register_status(job.name, keys, job.train.max_steps, console.info)
+            observers = [*observers, *([status] if status else [])]
         with serving(request, launcher, console) as tensorboard:  # when the job asks for it
             supervisor = Supervisor(plan, launcher, console, observers=observers)
             summary = tensorboard.record(supervisor.run())
         return summary, supervisor.failure
     finally:
+        if status is not None:
+            status.close()
         if launcher is not None:
             launcher.close()
         console.close()
