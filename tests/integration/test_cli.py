@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -85,7 +84,6 @@ def test_validate_rejects_a_broken_model_fn(tmp_path, model_fn, message):
     ],
 )
 def test_run_fails_fast_on_user_errors_and_leaves_nothing(tmp_path, model_fn, message):
-    start = time.monotonic()
     result = harness("run", str(write_job(tmp_path, model_fn)), "--backend", "local", "--quiet")
     assert result.returncode == 2  # a user error: the exit status of invalid input
     assert "failed with an error in the user's code (not retried)" in result.stderr
@@ -93,7 +91,8 @@ def test_run_fails_fast_on_user_errors_and_leaves_nothing(tmp_path, model_fn, me
     # whichever trainer built its graph first is named, with the log to read
     assert re.search(r"(chief|worker):0 failed with an error in the user's code", result.stderr)
     assert re.search(r"full log: .*/logs/(chief|worker)-0\.log", result.stderr)
-    assert time.monotonic() - start < 60
+    summary = run_json(tmp_path)  # at once: the first failure fails the job, nothing restarts
+    assert summary["restarts"] == 0 and [f["decision"] for f in summary["failures"]] == ["FAIL"]
     assert not leftover_task_processes(tmp_path / "model")
 
 
@@ -170,9 +169,7 @@ def assert_failed_at_once(result: subprocess.CompletedProcess, tmp_path: Path) -
 @pytest.mark.parametrize("method", ["begin", "after_run"])
 def test_a_chief_hook_that_raises_fails_the_job_at_once_naming_the_hook(tmp_path, method):
     path = write_job(tmp_path, params={"failing_chief_hook": method}, workers=1, ps=0)
-    start = time.monotonic()
     result = harness("run", str(path), "--backend", "local", "--quiet")
-    assert time.monotonic() - start < 60
     summary = assert_failed_at_once(result, tmp_path)
     assert re.match(
         rf"chief:0 failed with an error in the user's code \(not retried\): training_chief_hooks "

@@ -247,12 +247,9 @@ def test_tasks_missing_at_the_startup_deadline_are_named(tmp_path):
     How far each task got by then depends on the machine's load, so the message may name one,
     two or all three tasks, at either step; every one it names must be a task of this job.
     """
-    started = time.monotonic()
     result = run(tmp_path, None, workers=1, ps=1, max_steps=10, timeouts={"startup_secs": 0.5})
-    elapsed = time.monotonic() - started
     assert not result.succeeded
-    # the deadline, plus starting three processes and killing them on a loaded machine
-    assert elapsed < 0.5 + 60, f"the startup deadline took {elapsed:.0f} s to fail the job"
+    assert result.summary["restarts"] == 0  # the deadline fails a starting cluster at once
     match = re.search(
         r"(\S+(?:, \S+)*) did not (report its address|start its TF server) within 0\.5 s "
         r"\(timeouts\.startup_secs\)\. Check (\S+)/ for its output",
