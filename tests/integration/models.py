@@ -11,6 +11,7 @@ Every model is a small linear regression; ``params`` choose the extras:
 - ``keep``: a custom Scaffold saver with that max_to_keep.
 - ``failing_chief_hook``: a chief hook that raises in that method ("begin", "after_run", ...).
 - ``stall_at_step``: every trainer blocks for an hour once the global step reaches it.
+- ``learning_rate``: the optimizer's (default 0.05).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def model_fn(features, labels, mode, params, config):
     if mode == "infer":
         return ModelFnOps(mode, predictions={"y": predictions})
     loss = tf.reduce_mean(tf.square(predictions - labels))
-    optimizer = v1.train.GradientDescentOptimizer(0.05)
+    optimizer = v1.train.GradientDescentOptimizer(params.get("learning_rate", 0.05))
     training_hooks, chief_hooks = [], []
     if params.get("sync"):
         optimizer = v1.train.SyncReplicasOptimizer(
