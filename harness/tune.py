@@ -40,7 +40,8 @@ Contract:
   end), ``cleanup`` stops the run as Ctrl-C does (``fit(stop=...)``) and waits for it: no
   task process, actor or placement-group use is left; the model_dir and its checkpoints stay.
 - **Checkpoints.** The harness restores the latest checkpoint in model_dir by itself, so a
-  restored trial resumes from its model_dir. ``save_checkpoint`` also copies the latest TF
+  restored trial (``Tuner.restore(..., resume_errored=True)``, or an unfinished one) resumes
+  from its model_dir; ``restart_errored`` makes a new trial, which starts from scratch. ``save_checkpoint`` also copies the latest TF
   checkpoint into Tune's checkpoint, and ``load_checkpoint`` copies one from another trial
   into model_dir (PBT's exploit).
 """
@@ -111,10 +112,14 @@ class TrialReports(RunObserver):
     """The observer of a trial's run: queues Tune results; ``take`` waits for and merges them.
 
     Its methods only queue (thread-safe, never blocking): the supervisor goes on at once.
+    Nothing is queued once the global step reached ``max_steps``: the run's last result (with
+    ``done``) comes next, and a scheduler whose ``max_t`` is max_steps must not stop the trial
+    at a report just before it (ASHA stops any trial that reports ``max_t``).
     """
 
-    def __init__(self, every_steps: int | None, model_dir: str) -> None:
+    def __init__(self, every_steps: int | None, model_dir: str, max_steps: int) -> None:
         self._every = every_steps
+        self._max_steps = max_steps
         self._next_step = every_steps or 0
         self._latest: dict[str, Any] = {"model_dir": model_dir}
         self._queue: queue.Queue[tuple[dict[str, Any], bool]] = queue.Queue()
@@ -129,6 +134,8 @@ class TrialReports(RunObserver):
                 self._latest["steps_per_sec"] = snapshot.steps_per_sec
             if self._every is None or snapshot.global_step < self._next_step:
                 return
+            if snapshot.global_step >= self._max_steps:
+                return
             self._next_step = snapshot.global_step + self._every
             self._queue.put((dict(self._latest), False))
 
@@ -136,7 +143,8 @@ class TrialReports(RunObserver):
         with self._lock:
             self._latest.update({f"eval/{k}": v for k, v in metrics.items()})
             self._latest["eval/global_step"] = global_step
-            self._queue.put((dict(self._latest), False))
+            if self._latest.get("global_step", 0) < self._max_steps:
+                self._queue.put((dict(self._latest), False))
 
     def finished(self, summary: dict[str, Any]) -> None:
         self._queue.put(({}, True))
@@ -158,7 +166,8 @@ def final_metrics(result: Result, reported: dict[str, Any]) -> dict[str, Any]:
     metrics = {k: v for k, v in result.metrics.items() if k != "eval" and v is not None}
     evaluated = {f"eval/{k}": v for k, v in (result.metrics.get("eval") or {}).items()}
     step = result.checkpoint.step if result.checkpoint else None
-    return {**reported, **metrics, **evaluated, "checkpoint_step": step}
+    last = {"model_dir": result.model_dir, "checkpoint_step": step}
+    return {**reported, **metrics, **evaluated, **last}
 
 
 class ClusterTrial(tune.Trainable):
@@ -166,7 +175,9 @@ class ClusterTrial(tune.Trainable):
 
     def setup(self, config: dict[str, Any], job: JobSpec, report_every_steps: int | None):
         self.job = trial_job(job, config, self.trial_id, trial_dir(self))
-        self.reports = TrialReports(report_every_steps, self.job.model_dir)
+        self.reports = TrialReports(
+            report_every_steps, self.job.model_dir, self.job.train.max_steps
+        )
         self.stop_run = threading.Event()
         self.thread: threading.Thread | None = None
         self.outcome: Result | BaseException | None = None

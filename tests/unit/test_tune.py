@@ -94,7 +94,7 @@ def test_a_trials_job_has_the_config_over_its_params_its_own_model_dir_and_name(
 
 
 def test_reports_come_every_n_steps_and_queued_ones_are_merged():
-    reports = harness_tune.TrialReports(10, "/m")
+    reports = harness_tune.TrialReports(10, "/m", max_steps=40)
     reports.progress(snapshot(3))
     reports.progress(snapshot(6, loss=None))  # no loss yet: nothing to report
     reports.progress(snapshot(11, loss=0.5))
@@ -109,12 +109,14 @@ def test_reports_come_every_n_steps_and_queued_ones_are_merged():
     assert not ended
     assert result["global_step"] == 22 and result["loss"] == 0.25
     assert result["eval/loss"] == 0.3 and result["eval/global_step"] == 20
+    reports.progress(snapshot(40))  # max_steps: the run's last result comes next
+    reports.evaluation(40, {"loss": 0.2})
     reports.finished({"status": "succeeded"})
     assert reports.take() == ({}, True)
 
 
 def test_without_a_step_interval_only_evaluations_are_reported():
-    reports = harness_tune.TrialReports(None, "/m")
+    reports = harness_tune.TrialReports(None, "/m", max_steps=100)
     for step in range(1, 50):
         reports.progress(snapshot(step))
     reports.evaluation(40, {"loss": 0.1})
