@@ -14,15 +14,15 @@ job = harness.Job(
     model_dir="/tmp/unused",  # each trial trains in <trial dir>/model
     cluster={"workers": 1, "ps": 0},
     resources={"chief": {"cpu": 0.5}, "worker": {"cpu": 0.5}},  # 1 CPU per trial
-    train={"max_steps": 200, "save_checkpoints_steps": 50},
+    train={"max_steps": 2000, "save_checkpoints_steps": 500},
 )
 tuner = tune.Tuner(
-    harness.tune.trainable(job, report_every_steps=25),
-    param_space={"learning_rate": tune.grid_search([0.3, 0.01, 0.001, 0.0001])},
+    harness.tune.trainable(job, report_every_steps=100),
+    param_space={"learning_rate": tune.grid_search([0.3, 0.001, 0.0003, 0.0001])},
     tune_config=tune.TuneConfig(
         metric="loss",
         mode="min",
-        scheduler=ASHAScheduler(time_attr="global_step", max_t=200, grace_period=50),
+        scheduler=ASHAScheduler(time_attr="global_step", max_t=2000, grace_period=200),
     ),
     run_config=tune.RunConfig(name="tune-linear", storage_path="/tmp/harness-tune"),
 )
