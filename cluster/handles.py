@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,11 +69,22 @@ class Message:
 
 
 class Inbox:
-    """Where launchers deliver task events, exits and output lines."""
+    """Where launchers deliver task events, exits and output lines.
 
-    def __init__(self, console: Console, on_line: Callable[[str, str], None] | None = None) -> None:
+    ``stop``: once it is set (from any thread), ``get`` raises ``KeyboardInterrupt("stop
+    requested")``, so the supervisor, which waits on its inbox in every state, ends the run as
+    it does on Ctrl-C (``harness.fit(stop=...)``, a Ray Tune trial stopped by its scheduler).
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        on_line: Callable[[str, str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.console = console
         self._on_line = on_line  # observers' task_line (called on the launchers' threads)
+        self._stop = stop
         self._queue: queue.Queue[Message] = queue.Queue()
         self.tails: dict[str, deque[str]] = {}
 
@@ -96,6 +108,8 @@ class Inbox:
         return not self._queue.empty()
 
     def get(self, timeout: float) -> Message | None:
+        if self._stop is not None and self._stop.is_set():
+            raise KeyboardInterrupt("stop requested")
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:

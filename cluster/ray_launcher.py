@@ -13,7 +13,10 @@ pure ``cluster.ray_request.RayRequest`` (no Ray is imported); ``launch(request)`
   (``{"CPU": cpu, "GPU": gpu, "memory": bytes}``; only chief and worker bundles take GPUs,
   ``cluster.resources``), with the job's ``placement.strategy``. The first ``start`` waits
   for it: if it cannot be placed within ``placement.timeout_secs`` it is removed and
-  ``JobFailed`` says what was requested and what the cluster has.
+  ``JobFailed`` says what was requested and what the cluster has. With an existing group
+  (``RayBackend(placement_group=pg, first_bundle=k)``, a Ray Tune trial's) nothing is
+  created: the actors go into its bundles from ``k`` on, which must be the request's
+  bundles, and the group is left to its owner.
 - Each task is a ``cluster.ray_actor.TaskActor`` named ``<job>-<role>-<index>`` in the
   namespace ``harness-<job>-<run id>``, scheduled into its bundle with ``max_restarts=0``
   (the supervisor's policy decides restarts). It runs ``python -m harness.task`` with the
@@ -77,21 +80,32 @@ ACTOR_CONCURRENCY = 4  # read (long poll), send and kill must run side by side
 
 
 class RayBackend:
-    """``--backend ray``: plan, render (pure), launch (connects to Ray)."""
+    """``--backend ray``: plan, render (pure), launch (connects to Ray).
+
+    ``placement_group``: an existing placement group to start the actors in, from its bundle
+    ``first_bundle`` on, instead of creating one (``harness.tune``: the trial's group). Its
+    owner keeps it: ``close()`` does not remove it.
+    """
 
     name = "ray"
 
     def __init__(
-        self, address: str | None = None, extra_env: Mapping[str, str] | None = None
+        self,
+        address: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        placement_group: Any = None,
+        first_bundle: int = 0,
     ) -> None:
         self.address = address
         self.extra_env = dict(extra_env or {})
+        self.placement_group = placement_group
+        self.first_bundle = first_bundle
 
     def plan(self, job: JobSpec) -> Plan:
         return make_plan(job, "ray")
 
     def render(self, plan: Plan) -> RayRequest:
-        return render(plan, self.address, self.extra_env)
+        return render(plan, self.address, self.extra_env, self.placement_group, self.first_bundle)
 
     def launch(self, request: RayRequest) -> RayLauncher:
         return launch(request)
@@ -186,13 +200,27 @@ class RayLauncher:
     # ---- placement -----------------------------------------------------------------------
 
     def _create_placement_group(self) -> None:
-        """Ask Ray for the job's placement group: the request's bundles, in plan order."""
+        """Ask Ray for the job's placement group: the request's bundles, in plan order (or
+        check that the existing group has them, from ``first_bundle`` on)."""
         from ray.util.placement_group import placement_group
 
+        if not self.request.owns_group:
+            self.placement_group = self.request.existing_group
+            self._check_existing_group()
+            return
         placement = self.job.placement
         self.placement_group = placement_group(
             self.request.bundles, strategy=placement.strategy, name=self.namespace
         )
+
+    def _check_existing_group(self) -> None:
+        first, wanted = self.request.first_bundle, self.request.bundles
+        have = [dict(b) for b in self.placement_group.bundle_specs[first : first + len(wanted)]]
+        if have != wanted:
+            raise JobFailed(
+                f"job {self.job.name}: the placement group given has the bundles {have} from "
+                f"bundle {first} on; the job's tasks need {wanted} (cluster.ray_request)"
+            )
 
     def _await_placement(self) -> None:
         """Wait until the placement group is placed; remove it and fail after the timeout."""
@@ -206,7 +234,7 @@ class RayLauncher:
         if pg is not None and pg.wait(timeout_seconds=self.job.placement.timeout_secs):
             self._placed = True
             return
-        if pg is not None:
+        if pg is not None and self.request.owns_group:
             remove_placement_group(pg)
         self.placement_group = None
         raise JobFailed(self._unplaceable_message())
@@ -323,7 +351,8 @@ class RayLauncher:
             time.sleep(0.1)
 
     def close(self) -> None:
-        """Kill every actor, remove the placement group, stop an embedded Ray (idempotent)."""
+        """Kill every actor, remove the placement group (the one it created), stop an
+        embedded Ray (idempotent)."""
         if self._closed:
             return
         self._closed = True
@@ -337,7 +366,7 @@ class RayLauncher:
                 handle.kill()
             for handle in self.all_handles:
                 handle.wait_gone(timeout=10.0)
-            if self.placement_group is not None:
+            if self.placement_group is not None and self.request.owns_group:
                 from ray.util.placement_group import remove_placement_group
 
                 try:

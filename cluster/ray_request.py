@@ -7,6 +7,11 @@ name, its bundle, the command and environment of its task), plus where to find R
 with ``embedded_cpus`` logical CPUs. ``describe()`` is ``harness run --dry-run``'s text;
 ``cluster.ray_launcher.launch`` performs the request.
 
+With ``existing_group`` (a placement group someone else created and owns, such as a Ray
+Tune trial's: ``harness.tune``), no group is created: the actors go into that group's
+bundles ``first_bundle``, ``first_bundle + 1``, ..., which must be the request's ``bundles``.
+The group is only carried, as an opaque handle: rendering still touches no Ray.
+
 Bundles are ``cluster.resources.ray_bundle`` of each task's resources: only trainers hold GPUs.
 
 When the job asks for TensorBoard (``cluster.tensorboard``), ``tensorboard`` is its request:
@@ -21,6 +26,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cluster.plan import Plan, TaskPlan
 from cluster.resources import ray_bundle
@@ -90,6 +96,13 @@ class RayRequest:
     embedded_cpus: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
     tensorboard: TensorBoardRequest | None = None
+    existing_group: Any = None  # a ray PlacementGroup owned by the caller, or None
+    first_bundle: int = 0  # the existing group's bundle of the first actor
+
+    @property
+    def owns_group(self) -> bool:
+        """Whether the launcher creates (and removes) the placement group itself."""
+        return self.existing_group is None
 
     @property
     def job(self) -> JobSpec:
@@ -106,7 +119,7 @@ class RayRequest:
 
     @property
     def bundles(self) -> list[dict[str, float]]:
-        """The placement group's bundles, in plan order (bundle ``i`` is actor ``i``'s)."""
+        """The job's bundles, in plan order (actor ``i``'s is the group's ``first_bundle + i``)."""
         return [dict(a.bundle) for a in self.actors]
 
     def actor(self, key: str) -> ActorRequest:
@@ -116,10 +129,14 @@ class RayRequest:
         """The dry-run of the Ray backend: actors, placement group, bundles, commands."""
         job = self.job
         placement = job.placement
+        group = (
+            f"one placement group (strategy {placement.strategy}, placed within "
+            f"{placement.timeout_secs:g} s or the job fails)"
+            if self.owns_group
+            else f"an existing placement group from its bundle {self.first_bundle} on"
+        )
         lines = [
-            f"job {job.name}: {len(self.actors)} Ray actors in one placement group "
-            f"(strategy {placement.strategy}, placed within {placement.timeout_secs:g} s "
-            "or the job fails), model_dir " + job.model_dir,
+            f"job {job.name}: {len(self.actors)} Ray actors in {group}, model_dir " + job.model_dir,
             "  Ray cluster: --address / RAY_ADDRESS (or the job's cluster under `ray job "
             f"submit`), else an embedded local Ray with {self.embedded_cpus} logical CPUs",
         ]
@@ -141,15 +158,20 @@ class RayRequest:
 
 
 def render(
-    plan: Plan, address: str | None = None, extra_env: Mapping[str, str] | None = None
+    plan: Plan,
+    address: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    existing_group: Any = None,
+    first_bundle: int = 0,
 ) -> RayRequest:
-    """Pure: the placement group and actors that ``cluster.ray_launcher.launch`` would create."""
+    """Pure: the placement group and actors that ``cluster.ray_launcher.launch`` would create
+    (or, with ``existing_group``, the actors it would start in that group's bundles)."""
     extra = dict(extra_env or {})
     actors = tuple(
         ActorRequest(
             task=task,
             name=actor_name(plan.job.name, task),
-            bundle_index=index,
+            bundle_index=first_bundle + index,
             bundle=bundle_for(task),
             command=task.command,
             env={**extra, **task.env},
@@ -157,7 +179,8 @@ def render(
         for index, task in enumerate(plan.tasks)
     )
     tensorboard = tensorboard_request(plan.job, host=None)
-    return RayRequest(plan, actors, address, embedded_num_cpus(plan.job), extra, tensorboard)
+    cpus = embedded_num_cpus(plan.job)
+    return RayRequest(plan, actors, address, cpus, extra, tensorboard, existing_group, first_bundle)
 
 
 def describe_ray_plan(plan: Plan) -> str:

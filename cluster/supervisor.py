@@ -20,10 +20,12 @@ step and returns the next state, so a restart is a transition, never a recursion
   rejoin failed, fresh ports after a bind failure). A failure ends the job (``JobFailed``
   names the task, its one-line ``message``, its last traceback lines; run.json's
   ``user_error``: the user's code or data), as Ctrl-C does; ``teardown`` kills what is left.
+  So does setting ``stop`` (a ``threading.Event``, from any thread; ``Inbox.get`` raises).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -48,6 +50,7 @@ class Supervisor:
         console: Console,
         clock: Callable[[], float] = time.monotonic,
         observers: Sequence[RunObserver] = (),
+        stop: threading.Event | None = None,
     ) -> None:
         self.plan = plan
         self.job = plan.job
@@ -55,7 +58,7 @@ class Supervisor:
         self.console = console
         self.clock = clock
         self.observers = Observers(observers, console.info)
-        self.inbox = Inbox(console, on_line=self.observers.line_callback())
+        self.inbox = Inbox(console, on_line=self.observers.line_callback(), stop=stop)
         self.tasks: dict[str, TaskState] = {t.key: TaskState() for t in plan.tasks}
         self.state = State.STARTING
         self.failure: JobFailed | None = None  # why the job failed (role, index), once it has
@@ -192,8 +195,7 @@ class Supervisor:
         self.observers.call("task_started", task.key)
 
     def _send_stop(self, key: str) -> None:
-        state = self.tasks[key]
-        if key not in self.stop_sent and not state.exited:
+        if key not in self.stop_sent and not (state := self.tasks[key]).exited:
             self.stop_sent[key] = self.clock()
             state.handle.send(protocol.encode_command("stop"))
 

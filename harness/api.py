@@ -29,6 +29,8 @@ Contract of ``fit``:
   pytest; ``backend="ray"`` with no address and no connection starts an embedded Ray for the
   run and shuts it down afterwards.
 - ``observers`` (``cluster.observe.RunObserver``) hear of the run while it goes.
+- ``stop`` (a ``threading.Event``) set from another thread ends the run as Ctrl-C does:
+  every task is stopped, the Result's status is ``"interrupted"``.
 
 ``Result`` is built from run.json (``run``), the supervisor's failure (``error``) and the
 latest checkpoint in model_dir (``checkpoint``).
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,7 @@ from harness.errors import HarnessError
 from harness.job import JobSpec, JobSpecError, _first_field, _format_errors
 
 if TYPE_CHECKING:
+    from cluster.backends import LaunchingBackend
     from cluster.observe import RunObserver
 
 BACKENDS = ("ray", "local")
@@ -121,7 +125,7 @@ class Result:
 
 def fit(
     job: JobSpec,
-    backend: str = "ray",
+    backend: str | LaunchingBackend = "ray",
     address: str | None = None,
     *,
     progress: bool = False,
@@ -129,13 +133,16 @@ def fit(
     observers: Sequence[RunObserver] = (),
     metrics_port: int | None = None,
     extra_env: dict[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> Result:
     """Train ``job`` on a cluster to ``train.max_steps``; returns its ``Result``.
 
     ``backend``: ``"ray"`` (Ray actors on ``address``, ``RAY_ADDRESS``, the Ray this process
     is connected to, or an embedded Ray) or ``"local"`` (one OS process per task). ``progress``
     shows the progress bar (on a TTY) or progress lines; ``echo`` prints the tasks' output,
-    prefixed with their role:index. On Ray the run's metrics (``harness_global_step``, ...,
+    prefixed with their role:index. ``backend`` may also be a backend object, which brings its
+    own address and environment (``cluster.ray_launcher.RayBackend(placement_group=...)``, as
+    ``harness.tune`` passes). On Ray the run's metrics (``harness_global_step``, ...,
     docs/metrics.md) are Ray metrics; ``metrics_port`` also serves them on
     ``http://127.0.0.1:PORT/metrics`` (0: a free port). Raises ``JobSpecError`` for invalid
     input (see the module docstring); a failed run returns a Result whose ``error`` says why.
@@ -148,7 +155,13 @@ def fit(
             "harness.Job(...) or harness.Job.from_yaml(path)",
             field="job",
         )
-    if backend not in BACKENDS:
+    if not isinstance(backend, str):
+        if address is not None or extra_env:
+            raise JobSpecError(
+                "fit: a backend object brings its own address and extra_env; pass them to it",
+                field="backend",
+            )
+    elif backend not in BACKENDS:
         raise JobSpecError(
             f"fit: backend must be one of {', '.join(BACKENDS)} (got {backend!r}); "
             "Kubernetes jobs are rendered with `harness render k8s`",
@@ -157,7 +170,8 @@ def fit(
     job.resolve_functions()
     from cluster.metrics import metrics_observers
 
-    observers = [*observers, *metrics_observers(job.name, backend, metrics_port)]
+    backend_name = backend if isinstance(backend, str) else backend.name
+    observers = [*observers, *metrics_observers(job.name, backend_name, metrics_port)]
     try:
         summary, failure = run_supervised(
             job,
@@ -167,6 +181,7 @@ def fit(
             show_progress=progress,
             observers=observers,
             extra_env=extra_env,
+            stop=stop,
         )
     finally:  # a run that ended before the supervisor ran: close what the observers hold
         for observer in observers:

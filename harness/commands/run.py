@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from harness.errors import HarnessError
 from harness.job import JobSpec, JobSpecError
 
 if TYPE_CHECKING:
+    from cluster.backends import LaunchingBackend
     from cluster.observe import RunObserver
 
 
@@ -38,14 +40,19 @@ def run_job(
 
 def run_supervised(
     job: JobSpec,
-    backend: str = "local",
+    backend: str | LaunchingBackend = "local",
     address: str | None = None,
     quiet: bool = False,
     extra_env: dict[str, str] | None = None,
     observers: Sequence[RunObserver] = (),
     show_progress: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[dict[str, Any], HarnessError | None]:
     """Run ``job`` to the end with the given backend: run.json's content, and why it failed.
+
+    ``backend`` is a backend's name (with ``address`` and ``extra_env``) or a backend object
+    that brings its own (``cluster.ray_launcher.RayBackend(placement_group=...)``). Setting
+    ``stop`` from another thread ends the run as Ctrl-C does (status ``interrupted``).
 
     The failure is the supervisor's ``JobFailed`` (role, index, traceback lines), or None
     when the job succeeded, was interrupted or ended before a task failed it.
@@ -87,7 +94,11 @@ def run_supervised(
         return summary, None
     launcher = status = None
     try:
-        chosen = launching_backend(backend, address=address, extra_env=extra_env)
+        chosen = (
+            launching_backend(backend, address=address, extra_env=extra_env)
+            if isinstance(backend, str)
+            else backend
+        )
         plan = chosen.plan(job)
         request = chosen.render(plan)
         launcher = chosen.launch(request)  # on Ctrl-C in ray.init it closes what it started
@@ -98,7 +109,7 @@ def run_supervised(
             status = register_status(job.name, keys, job.train.max_steps, console.info)
             observers = [*observers, *([status] if status else [])]
         with serving(request, launcher, console) as tensorboard:  # when the job asks for it
-            supervisor = Supervisor(plan, launcher, console, observers=observers)
+            supervisor = Supervisor(plan, launcher, console, observers=observers, stop=stop)
             summary = tensorboard.record(supervisor.run())
         return summary, supervisor.failure
     finally:

@@ -11,6 +11,9 @@ Every model is a small linear regression; ``params`` choose the extras:
 - ``keep``: a custom Scaffold saver with that max_to_keep.
 - ``failing_chief_hook``: a chief hook that raises in that method ("begin", "after_run", ...).
 - ``stall_at_step``: every trainer blocks for an hour once the global step reaches it.
+- ``learning_rate``: the optimizer's (default 0.05).
+- ``fail_once_at_step`` + ``fail_once_marker``: a chief hook raises once the global step
+  reaches it, unless the marker file exists (it creates it): the first run fails, a rerun not.
 """
 
 from __future__ import annotations
@@ -77,6 +80,19 @@ class FailingHook(v1.train.SessionRunHook):
         self._fail("after_run")
 
 
+class FailOnceAtStepHook(v1.train.SessionRunHook):
+    """Raises RuntimeError after the step that took the global step to ``step``, once."""
+
+    def __init__(self, step, marker):
+        self._step, self._marker = step, marker
+
+    def after_run(self, run_context, run_values):
+        reached = run_context.session.run(v1.train.get_global_step()) >= self._step
+        if reached and not os.path.exists(self._marker):
+            open(self._marker, "w").close()
+            raise RuntimeError(f"the chief fails once at step {self._step}")
+
+
 class StallAtStepHook(v1.train.SessionRunHook):
     """Blocks for an hour after the step that took the global step to ``step``."""
 
@@ -100,7 +116,7 @@ def model_fn(features, labels, mode, params, config):
     if mode == "infer":
         return ModelFnOps(mode, predictions={"y": predictions})
     loss = tf.reduce_mean(tf.square(predictions - labels))
-    optimizer = v1.train.GradientDescentOptimizer(0.05)
+    optimizer = v1.train.GradientDescentOptimizer(params.get("learning_rate", 0.05))
     training_hooks, chief_hooks = [], []
     if params.get("sync"):
         optimizer = v1.train.SyncReplicasOptimizer(
@@ -115,6 +131,10 @@ def model_fn(features, labels, mode, params, config):
         training_hooks.append(SlowStepHook(params["slow_chief_secs"]))
     if params.get("failing_chief_hook"):
         chief_hooks.append(FailingHook(params["failing_chief_hook"]))
+    if params.get("fail_once_at_step"):
+        chief_hooks.append(
+            FailOnceAtStepHook(params["fail_once_at_step"], params["fail_once_marker"])
+        )
     if params.get("stall_at_step"):
         training_hooks.append(StallAtStepHook(params["stall_at_step"]))
     train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
