@@ -180,6 +180,9 @@ class FailureConfig(_Strict):
 
     max_failures: int = Field(3, ge=0)
     stall_timeout_secs: float = Field(300.0, gt=0)
+    # A restarted chief whose ps kept the variables: joins them ("live") or restores the
+    # latest checkpoint as TF 1.x did ("checkpoint"). See harness/runtime/chief_session.py.
+    chief_restart: Literal["live", "checkpoint"] = "live"
 
 
 class TimeoutConfig(_Strict):

@@ -2,7 +2,8 @@
 
 ``train`` builds the TRAIN graph with the role's hooks, opens the MonitoredSession and runs
 ``[train_op, loss]`` until a hook (StopAtStepHook at ``max_steps``, the supervisor's stop
-signal, a user hook) asks to stop. Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
+signal, a user hook) asks to stop; a chief whose session starts at ``max_steps`` runs none
+(``started_at_max_steps``). Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
 cluster), which the task passes in (``harness.identity``).
 
 Errors that would fail the same way after a restart are raised as ``UserCodeError``s, which
@@ -76,6 +77,14 @@ def classify_training_error(
     return None
 
 
+def started_at_max_steps(config: RunConfig, job: JobSpec, progress: ProgressHook) -> bool:
+    """A chief whose session (re)started at ``max_steps`` or beyond (it joined the live variables
+    after the workers finished) runs no step: closing the session writes the final checkpoint.
+    StopAtStepHook alone would let it run one more step first."""
+    step = progress.session_global_step
+    return config.is_chief and step is not None and step >= job.train.max_steps
+
+
 def build_task_graph(
     job: JobSpec, config: RunConfig, report: Any, stop_event: threading.Event
 ) -> tuple[TrainGraph, ProgressHook]:
@@ -118,7 +127,7 @@ def train(
     with graph.graph.as_default():
         try:
             with monitored_training_session(job, config, graph.scaffold, role_hooks) as sess:
-                while not sess.should_stop():
+                while not sess.should_stop() and not started_at_max_steps(config, job, progress):
                     _, loss = sess.run([graph.train_op, graph.loss])
                     steps += 1
         except Exception as exc:
