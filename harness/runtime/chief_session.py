@@ -67,6 +67,14 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         self._task_name = task_name
         self._manager: v1.train.SessionManager | None = None
         self.last_start: ChiefStart | None = None
+        self.joined_step: int | None = None  # the global step the latest JOIN found
+
+    def joined_at(self, max_steps: int) -> bool:
+        """Whether the latest session joined live variables already at ``max_steps`` (the
+        workers finished while the chief was down): the chief then runs no step, and closing
+        the session writes the final checkpoint (StopAtStepHook alone would run one)."""
+        step = self.joined_step if self.last_start is ChiefStart.JOIN else None
+        return step is not None and step >= max_steps
 
     def create_session(self) -> Any:
         self._scaffold.finalize()
@@ -109,7 +117,7 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         state = tf.train.get_checkpoint_state(self._checkpoint_dir)
         if state is not None and self._scaffold.saver is not None:
             self._scaffold.saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
-        step = v1.train.global_step(sess, v1.train.get_global_step())
+        step = self.joined_step = int(v1.train.global_step(sess, v1.train.get_global_step()))
         print(
             f"{self._task_name} joined the live variables at global step {step} "
             "(failure.chief_restart: live): no restore, no init_op, no init_fn",

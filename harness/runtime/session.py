@@ -105,21 +105,32 @@ def chief_hooks(job: JobSpec, scaffold: v1.train.Scaffold, role_hooks: Any) -> l
     return hooks + list(role_hooks.hook_objects)
 
 
+def chief_session_creator(
+    job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold
+) -> ChiefSessionCreator:
+    """The chief's session creator: joins live variables when ``tries_to_join`` says so."""
+    return ChiefSessionCreator(
+        scaffold,
+        master=config.master,
+        config=config.session_config,
+        checkpoint_dir=job.model_dir,
+        join_live=tries_to_join(job.failure.chief_restart, config.num_ps_replicas),
+        task_name=f"{config.task_type or 'chief'}:{config.task_id or 0}",
+    )
+
+
 def monitored_training_session(
-    job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold, role_hooks: Any
+    job: JobSpec,
+    config: RunConfig,
+    scaffold: v1.train.Scaffold,
+    role_hooks: Any,
+    chief_creator: ChiefSessionCreator | None = None,
 ) -> Any:
-    """Open the task's MonitoredSession (see the module docstring for chief vs worker)."""
+    """Open the task's MonitoredSession (see the module docstring for chief vs worker); a
+    chief uses ``chief_creator`` when given (the trainer asks it how the session started)."""
     if config.is_chief:
-        creator = ChiefSessionCreator(
-            scaffold,
-            master=config.master,
-            config=config.session_config,
-            checkpoint_dir=job.model_dir,
-            join_live=tries_to_join(job.failure.chief_restart, config.num_ps_replicas),
-            task_name=f"{config.task_type or 'chief'}:{config.task_id or 0}",
-        )
         return v1.train.MonitoredSession(
-            session_creator=creator,
+            session_creator=chief_creator or chief_session_creator(job, config, scaffold),
             hooks=chief_hooks(job, scaffold, role_hooks),
             stop_grace_period_secs=close_grace_secs(job),
         )

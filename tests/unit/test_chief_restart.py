@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,11 +10,10 @@ import tensorflow as tf
 
 from harness import ModelFnOps
 from harness.job import JobSpec, JobSpecError
-from harness.runtime.chief_session import tries_to_join
+from harness.runtime.chief_session import ChiefSessionCreator, ChiefStart, tries_to_join
 from harness.runtime.graph import build_train_graph
 from harness.runtime.run_config import local_run_config
 from harness.runtime.session import chief_hooks
-from harness.runtime.trainer import started_at_max_steps
 from harness.testing import make_job_dict
 from hooks import roles
 
@@ -89,19 +87,19 @@ def test_who_tries_to_join_the_live_variables(chief_restart, num_ps, joins):
 
 
 @pytest.mark.parametrize(
-    ("is_chief", "session_step", "stops"),
+    ("start", "joined_step", "runs_no_step"),
     [
-        (True, None, False),  # no session yet
-        (True, 29, False),
-        (True, 30, True),  # the workers reached max_steps while the chief was down
-        (True, 31, True),
-        (False, 30, False),  # a worker keeps StopAtStepHook's own rule
+        (None, None, False),  # no session yet
+        (ChiefStart.PREPARE, None, False),  # initialized or restored: StopAtStepHook's rule
+        (ChiefStart.JOIN, 29, False),
+        (ChiefStart.JOIN, 30, True),  # the workers reached max_steps while the chief was down
+        (ChiefStart.JOIN, 31, True),
     ],
 )
-def test_a_chief_starting_at_max_steps_runs_no_step(tmp_path, is_chief, session_step, stops):
-    config = SimpleNamespace(is_chief=is_chief)
-    progress = SimpleNamespace(session_global_step=session_step)
-    assert started_at_max_steps(config, _job(tmp_path), progress) is stops
+def test_a_chief_joining_at_max_steps_runs_no_step(start, joined_step, runs_no_step):
+    creator = ChiefSessionCreator(v1.train.Scaffold(), "", None, "/tmp", join_live=True)
+    creator.last_start, creator.joined_step = start, joined_step
+    assert creator.joined_at(30) is runs_no_step
 
 
 # ---- the chief's hooks are MonitoredTrainingSession's ----------------------------------------
