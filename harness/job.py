@@ -180,8 +180,7 @@ class FailureConfig(_Strict):
 
     max_failures: int = Field(3, ge=0)
     stall_timeout_secs: float = Field(300.0, gt=0)
-    # A restarted chief whose ps kept the variables: joins them ("live") or restores the
-    # latest checkpoint as TF 1.x did ("checkpoint"). See harness/runtime/chief_session.py.
+    # a restarted chief joins the variables its ps kept, or restores as TF 1.x did
     chief_restart: Literal["live", "checkpoint"] = "live"
 
 
