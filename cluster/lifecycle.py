@@ -42,12 +42,14 @@ class TaskState:
     steps_before_restart: int = 0
     restarts: int = 0
     last_advance: float = field(default_factory=time.monotonic)
+    has_session: bool = False  # this instance reported its session (or a step)
     error: dict[str, Any] | None = None
 
     def started(self, handle: Any, now: float) -> None:
         """A new instance of the task: what the previous one reported no longer holds."""
         self.handle, self.address, self.server_started = handle, None, False
         self.done, self.exited, self.exit_code, self.error = False, False, None, None
+        self.has_session = False
         self.steps_before_restart += self.local_steps
         self.local_steps, self.last_advance = 0, now
 

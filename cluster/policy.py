@@ -18,7 +18,10 @@ decided (``decide_exit``, from the classification and the budgets used so far):
   between-graph replication needs it:
 
   - worker dies      -> restart that worker; it rejoins (waits for the chief's variables);
-  - chief dies       -> restart the chief; it restores the latest checkpoint from model_dir;
+  - chief dies       -> restart the chief; with ps it joins the variables they kept
+                        (``failure.chief_restart: live``, decided by the chief from the
+                        variables' state: ``harness.runtime.chief_session``), or restores the
+                        latest checkpoint from model_dir (``checkpoint``, or without ps);
   - ps dies          -> restart the whole cluster; the chief restores the latest checkpoint
                         (the variables held by the lost ps are gone for every task);
   - evaluator dies   -> restart it, from its own budget (up to ``max_failures`` times, not

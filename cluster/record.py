@@ -43,6 +43,9 @@ class RunRecord:
     def progress(self, state: TaskState, event: dict[str, Any]) -> None:
         """A trainer's ``session_ready``, ``progress`` or ``done``."""
         now = self.clock()
+        if event.get("event") == "session_ready":  # its steps are due from now on
+            state.last_advance = now
+        state.has_session = True
         steps = int(event.get("local_steps", state.local_steps))
         if steps > state.local_steps:
             if state.local_steps == 0:

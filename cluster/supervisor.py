@@ -347,17 +347,19 @@ class Supervisor:
         """Stop a chief that is stuck in a step after every worker finished at max_steps.
 
         Synchronous training's end: the last replica waits for a token that no other replica
-        will produce. A chief that still makes steps is left alone. The stop signal ends the
-        blocked step (hooks.stop); the chief finishes normally, final checkpoint included.
+        will produce. A chief that still makes steps, or has no session yet (restarted), is
+        left alone. The stop signal ends the blocked step (hooks.stop); the chief finishes
+        normally, final checkpoint included.
         """
         workers = [s for k, s in self.tasks.items() if k.startswith("worker:")]
-        if self.chief_done or not workers or not all(s.exited and s.done for s in workers):
+        chief = self.tasks["chief:0"]
+        finished = bool(workers) and all(s.exited and s.done for s in workers)
+        if self.chief_done or not chief.has_session or not finished:
             self._workers_done_at = None
             return
         now = self.clock()
         self._workers_done_at = self._workers_done_at or now
         grace = self.job.timeouts.stop_grace_secs
-        chief = self.tasks["chief:0"]
         stuck = now - chief.last_advance > grace and now - self._workers_done_at > grace
         if stuck and "chief:0" not in self.stop_sent:
             self.console.info(

@@ -180,6 +180,8 @@ class FailureConfig(_Strict):
 
     max_failures: int = Field(3, ge=0)
     stall_timeout_secs: float = Field(300.0, gt=0)
+    # a restarted chief joins the variables its ps kept, or restores as TF 1.x did
+    chief_restart: Literal["live", "checkpoint"] = "live"
 
 
 class TimeoutConfig(_Strict):

@@ -15,8 +15,8 @@ Events (``{"event": NAME, ...}``):
 - ``bind_failed``  {port, error}: the TF server could not bind; the supervisor re-runs the
   rendezvous with fresh ports (exit code ``EXIT_BIND_FAILED``).
 - ``server_started`` {}: the TF server is up.
-- ``session_ready`` {global_step}: a trainer's session exists (chief: initialized or
-  restored; worker: the chief's init is visible).
+- ``session_ready`` {global_step}: a trainer's session exists (chief: initialized,
+  restored or joined the live variables; worker: the chief's init is visible).
 - ``progress``     {global_step, local_steps, loss}: sent about twice a second by trainers.
 - ``done``         {global_step, local_steps, loss}: the trainer's training loop ended normally.
 - ``user_error``   {message, traceback}: model_fn/input_fn/ModelFnOps are wrong, a user hook

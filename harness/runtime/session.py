@@ -1,10 +1,14 @@
-"""The MonitoredSession of a trainer: TF's for the chief, a fast-polling one for workers.
+"""The MonitoredSession of a trainer: what MonitoredTrainingSession builds, per role.
 
-Chief: ``tf.compat.v1.train.MonitoredTrainingSession`` itself, called as contrib's Estimator
-did (its hook arguments are ``hooks.roles.session_hook_arguments``: ``save_checkpoint_secs=0``
-so that the only saver hook is the one ``hooks.roles`` chose;
-the Scaffold's saver restores the latest checkpoint of model_dir, or else ``init_op`` and
-``init_fn`` run).
+Chief: ``MonitoredSession(ChiefSessionCreator, chief_hooks(...))``, i.e. what
+``tf.compat.v1.train.MonitoredTrainingSession(is_chief=True)`` builds when called as contrib's
+Estimator did (its hook arguments are ``hooks.roles.session_hook_arguments``:
+``save_checkpoint_secs=0`` so that the only saver hook is the one ``hooks.roles`` chose),
+except for the session creator: ``harness.runtime.chief_session.ChiefSessionCreator`` is TF's
+(the Scaffold's saver restores the latest checkpoint of model_dir, or else ``init_op`` and
+``init_fn`` run), but with ``failure.chief_restart: live`` and ps tasks a restarted chief
+first joins the variables the ps kept. MonitoredTrainingSession cannot take a session
+creator, so ``chief_hooks`` builds its hook list (a unit test compares it with MTS's own).
 
 Worker: what MonitoredTrainingSession builds for ``is_chief=False``
 (``MonitoredSession(WorkerSessionCreator(...), hooks)``), except that our
@@ -23,6 +27,7 @@ from tensorflow.python.framework import errors
 
 from harness.config import RunConfig
 from harness.job import JobSpec
+from harness.runtime.chief_session import ChiefSessionCreator, tries_to_join
 from hooks import roles
 
 v1 = tf.compat.v1
@@ -77,21 +82,57 @@ def close_grace_secs(job: JobSpec) -> float:
     return job.timeouts.stop_grace_secs / 3
 
 
+def chief_hooks(job: JobSpec, scaffold: v1.train.Scaffold, role_hooks: Any) -> list[Any]:
+    """The hooks MonitoredTrainingSession(is_chief=True, checkpoint_dir=model_dir) calls with
+    ``session_hook_arguments``, in its order: the chief-only hooks, its StepCounterHook and
+    SummarySaverHook, then ``hooks`` (no CheckpointSaverHook of its own: secs=0)."""
+    arguments = roles.session_hook_arguments(job)
+    hooks = list(role_hooks.chief_only_hook_objects)
+    if arguments["log_step_count_steps"] > 0:
+        hooks.append(
+            v1.train.StepCounterHook(
+                output_dir=job.model_dir, every_n_steps=arguments["log_step_count_steps"]
+            )
+        )
+    if arguments["save_summaries_steps"] > 0:
+        hooks.append(
+            v1.train.SummarySaverHook(
+                scaffold=scaffold,
+                save_steps=arguments["save_summaries_steps"],
+                output_dir=job.model_dir,
+            )
+        )
+    return hooks + list(role_hooks.hook_objects)
+
+
+def chief_session_creator(
+    job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold
+) -> ChiefSessionCreator:
+    """The chief's session creator: joins live variables when ``tries_to_join`` says so."""
+    return ChiefSessionCreator(
+        scaffold,
+        master=config.master,
+        config=config.session_config,
+        checkpoint_dir=job.model_dir,
+        join_live=tries_to_join(job.failure.chief_restart, config.num_ps_replicas),
+        task_name=f"{config.task_type or 'chief'}:{config.task_id or 0}",
+    )
+
+
 def monitored_training_session(
-    job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold, role_hooks: Any
+    job: JobSpec,
+    config: RunConfig,
+    scaffold: v1.train.Scaffold,
+    role_hooks: Any,
+    chief_creator: ChiefSessionCreator | None = None,
 ) -> Any:
-    """Open the task's MonitoredSession (see the module docstring for chief vs worker)."""
+    """Open the task's MonitoredSession (see the module docstring for chief vs worker); a
+    chief uses ``chief_creator`` when given (the trainer asks it how the session started)."""
     if config.is_chief:
-        return v1.train.MonitoredTrainingSession(
-            master=config.master,
-            is_chief=True,
-            checkpoint_dir=job.model_dir,
-            scaffold=scaffold,
-            hooks=role_hooks.hook_objects,
-            chief_only_hooks=role_hooks.chief_only_hook_objects,
-            config=config.session_config,
+        return v1.train.MonitoredSession(
+            session_creator=chief_creator or chief_session_creator(job, config, scaffold),
+            hooks=chief_hooks(job, scaffold, role_hooks),
             stop_grace_period_secs=close_grace_secs(job),
-            **roles.session_hook_arguments(job),
         )
     creator = FastWorkerSessionCreator(
         scaffold,

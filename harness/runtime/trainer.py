@@ -2,7 +2,8 @@
 
 ``train`` builds the TRAIN graph with the role's hooks, opens the MonitoredSession and runs
 ``[train_op, loss]`` until a hook (StopAtStepHook at ``max_steps``, the supervisor's stop
-signal, a user hook) asks to stop. Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
+signal, a user hook) asks to stop; a chief that joined the live variables at ``max_steps``
+runs none (``ChiefSessionCreator.joined_at``). Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
 cluster), which the task passes in (``harness.identity``).
 
 Errors that would fail the same way after a restart are raised as ``UserCodeError``s, which
@@ -36,7 +37,7 @@ from harness.identity import TaskSpec
 from harness.job import JobSpec
 from harness.runtime.graph import TrainGraph, build_train_graph
 from harness.runtime.run_config import run_config
-from harness.runtime.session import monitored_training_session
+from harness.runtime.session import chief_session_creator, monitored_training_session
 from hooks import roles
 from hooks.guard import guard_user_hooks
 from hooks.progress import ProgressHook
@@ -117,8 +118,15 @@ def train(
     steps = 0
     with graph.graph.as_default():
         try:
-            with monitored_training_session(job, config, graph.scaffold, role_hooks) as sess:
-                while not sess.should_stop():
+            creator = (
+                chief_session_creator(job, config, graph.scaffold) if config.is_chief else None
+            )
+            with monitored_training_session(
+                job, config, graph.scaffold, role_hooks, chief_creator=creator
+            ) as sess:
+                while not sess.should_stop() and not (
+                    creator and creator.joined_at(job.train.max_steps)
+                ):
                     _, loss = sess.run([graph.train_op, graph.loss])
                     steps += 1
         except Exception as exc:

@@ -3,7 +3,8 @@
 Every model is a small linear regression; ``params`` choose the extras:
 
 - ``record``: path of a JSON-lines file; adds LifecycleRecorderHooks (chief-only and
-  training), records ``init_fn`` calls and the value each trainer sees after session creation.
+  training), records ``init_fn`` calls, the value and global step each trainer sees after
+  session creation, and the global step of each step (``step``) and at the end (``end_step``).
 - ``sync``: train with SyncReplicasOptimizer over all trainers, its hook in training_hooks.
 - ``slow_secs``: every trainer sleeps that long before each step.
 - ``slow_chief_secs``: the chief sleeps that long before each step.
@@ -50,7 +51,26 @@ class SeenMarkerHook(v1.train.SessionRunHook):
         self._marker, self._path = marker, path
 
     def after_create_session(self, session, coord):
-        _append(self._path, call="seen_marker", value=float(session.run(self._marker)))
+        value, step = session.run([self._marker, v1.train.get_global_step()])
+        _append(self._path, call="seen_marker", value=float(value), global_step=int(step))
+
+
+class GlobalStepRecorderHook(v1.train.SessionRunHook):
+    """Records the global step read at each step, and the one at the end."""
+
+    def __init__(self, path):
+        self._path = path
+
+    def before_run(self, run_context):
+        return v1.train.SessionRunArgs(v1.train.get_global_step())
+
+    def after_run(self, run_context, run_values):
+        _append(self._path, call="step", global_step=int(run_values.results))
+
+    def end(self, session):
+        _append(
+            self._path, call="end_step", global_step=int(session.run(v1.train.get_global_step()))
+        )
 
 
 class SlowStepHook(v1.train.SessionRunHook):
@@ -154,6 +174,7 @@ def model_fn(features, labels, mode, params, config):
         chief_hooks.append(LifecycleRecorderHook("chief_hook", record))
         training_hooks.append(LifecycleRecorderHook("training_hook", record))
         training_hooks.append(SeenMarkerHook(marker, record))
+        training_hooks.append(GlobalStepRecorderHook(record))
     if params.get("keep"):
         scaffold_args["saver"] = v1.train.Saver(sharded=True, max_to_keep=params["keep"])
     return ModelFnOps(

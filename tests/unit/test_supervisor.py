@@ -677,6 +677,30 @@ def test_a_chief_lingering_after_the_workers_finished_is_told_to_stop(tmp_path):
     assert result.summary["failures"] == [] and result.summary["final_global_step"] == 100
 
 
+def test_a_restarted_chief_without_its_session_yet_is_not_told_to_stop(tmp_path):
+    """The workers finished while the chief was down: its new instance may take long to open
+    its session (imports, graph, restore or join); it is not a chief stuck in a step."""
+    marks: dict[str, float] = {}
+    script = [
+        progress("chief:0", 40),
+        progress("worker:0", 100),
+        step(World.done, "worker:0", 100),
+        step(World.exit, "worker:0", 0),
+        crash("chief:0"),
+        after(lambda w: w.starts.get("chief:0") == 2),
+        step(lambda w: marks.setdefault("restarted", w.clock.now)),
+        after(lambda w: w.clock.now > marks["restarted"] + 60),
+        check(lambda w: not w.sent("chief:0", "stop")),
+        step(World.event, "chief:0", "session_ready", global_step=100),
+        finish(100),
+    ]
+    result = supervise(tmp_path, script)
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert result.decisions == [("chief:0", "RESTART_TASK")]
+    assert not result.world.sent("chief:0", "stop", instance=2)
+    assert result.summary["final_global_step"] == 100
+
+
 def test_a_stopped_chief_that_does_not_finish_its_step_fails_the_job(tmp_path):
     script = [progress("chief:0", 98), step(World.done, "worker:0", 100)]
     script += [step(World.exit, "worker:0", 0)]
