@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cluster import lifecycle, policy
+from cluster import lifecycle, policy, watchdogs
 from cluster.console import Console
 from cluster.handles import Inbox, JobFailed, Launcher, Message
 from cluster.lifecycle import Rendezvous, State, TaskState
@@ -344,39 +344,20 @@ class Supervisor:
     # ---- watchdogs (TRAINING, STOPPING) --------------------------------------------------
 
     def _check_lingering_chief(self) -> None:
-        """Stop a chief that is stuck in a step after every worker finished at max_steps.
-
-        Synchronous training's end: the last replica waits for a token that no other replica
-        will produce. A chief that still makes steps, or has no session yet (restarted), is
-        left alone. The stop signal ends the blocked step (hooks.stop); the chief finishes
-        normally, final checkpoint included.
-        """
-        workers = [s for k, s in self.tasks.items() if k.startswith("worker:")]
-        chief = self.tasks["chief:0"]
-        finished = bool(workers) and all(s.exited and s.done for s in workers)
-        if self.chief_done or not chief.has_session or not finished:
-            self._workers_done_at = None
-            return
-        now = self.clock()
-        self._workers_done_at = self._workers_done_at or now
+        """Tell a chief stuck after every worker finished to stop (``watchdogs``)."""
         grace = self.job.timeouts.stop_grace_secs
-        stuck = now - chief.last_advance > grace and now - self._workers_done_at > grace
-        if stuck and "chief:0" not in self.stop_sent:
-            self.console.info(
-                f"chief:0 has made no step for {now - chief.last_advance:.0f} s, and every "
-                f"worker finished {now - self._workers_done_at:.0f} s ago; telling it to stop"
-            )
+        facts = (self.tasks, self.chief_done, self._workers_done_at, self.clock(), grace)
+        self._workers_done_at, message = watchdogs.lingering_chief(*facts)
+        if message is not None and "chief:0" not in self.stop_sent:
+            self.console.info(message)
             self._send_stop("chief:0")
 
     def _enforce_stop_grace(self) -> None:
         for key, sent in self.stop_sent.items():
-            state = self.tasks[key]
-            grace = self.job.timeouts.stop_grace_secs
-            if key.startswith("evaluator"):
-                grace = self.job.eval.final_timeout_secs
-            if not state.exited and self.clock() - sent > grace:
+            grace = watchdogs.stop_grace_secs(key, self.job)
+            if not self.tasks[key].exited and self.clock() - sent > grace:
                 self.console.info(f"{key} did not stop within {grace:g} s; killing it")
-                state.handle.kill()
+                self.tasks[key].handle.kill()
 
     def _check_stall(self) -> None:
         """Fail the job when the global step has not advanced for stall_timeout_secs.
@@ -390,11 +371,7 @@ class Supervisor:
         now = self.clock()
         if self.chief_done or now - self.record.last_global_advance < timeout:
             return
-        stalled = [
-            k
-            for k, s in self.tasks.items()
-            if self.plan.task(k).is_trainer and not s.exited and now - s.last_advance >= timeout
-        ]
+        stalled = watchdogs.stalled_trainers(self.tasks, self.plan, now, timeout)
         for state in self.tasks.values():
             if not state.exited:
                 state.handle.send(protocol.encode_command("dump_stacks"))
