@@ -2,8 +2,9 @@
 
 This reproduces contrib ``Estimator._train_model`` and ``MonitoredTrainingSession``. Every
 default hook a task runs is one row of ``DEFAULT_HOOKS``, whoever adds it: the harness, the
-Estimator (whose ``_train_model`` the harness reproduces) or MonitoredTrainingSession itself
-(on the chief, given how ``harness.runtime.session`` calls it: ``session_hook_arguments``).
+Estimator (whose ``_train_model`` the harness reproduces) or MonitoredTrainingSession (on
+the chief, the hooks it adds itself for ``session_hook_arguments``; ``harness.runtime.session
+.chief_hooks`` builds them exactly as it does, because the chief's session creator is ours).
 The real hook lists (``build_role_hooks``) and the table ``harness validate`` prints
 (``describe``) both come from these rows:
 
@@ -140,7 +141,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         slot="chief_only_hooks",
         fetches="step",
     ),
-    # built by MonitoredTrainingSession on the chief (session_hook_arguments)
+    # MonitoredTrainingSession's own, on the chief (session_hook_arguments; session.chief_hooks)
     DefaultHook(
         "StepCounterHook",
         CHIEF,
