@@ -2,7 +2,13 @@
 
 ::
 
+    try:
     from ray import tune
+except ImportError as exc:  # ray[default] alone lacks Tune's own dependencies
+    raise ImportError(
+        f"harness.tune needs Ray Tune ({exc}); install it with: pip install 'tf-harness[tune]' "
+        "(or pip install 'ray[tune]==2.60.*')"
+    ) from exc
     from ray.tune.schedulers import ASHAScheduler
     import harness, harness.tune
 
