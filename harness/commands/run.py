@@ -59,6 +59,7 @@ def run_supervised(
     """
     from cluster.backends import launching_backend
     from cluster.console import Console
+    from cluster.record import RunningRecord
     from cluster.supervisor import Supervisor
     from cluster.tensorboard import serving
 
@@ -97,6 +98,10 @@ def run_supervised(
             keys = [t.key for t in plan.tasks]
             status = register_status(job.name, keys, job.train.max_steps, console.info)
             observers = [*observers, *([status] if status else [])]
+        # run.json says "running" while the job runs; the observer is called only from inside
+        # supervisor.run(), when ``supervisor`` is bound
+        running = RunningRecord(job.model_dir, lambda: supervisor.summary("running", None))
+        observers = [running, *observers]
         with serving(request, launcher, console) as tensorboard:  # when the job asks for it
             supervisor = Supervisor(plan, launcher, console, observers=observers)
             summary = tensorboard.record(supervisor.run())
