@@ -51,7 +51,8 @@ def run_supervised(
     when the job succeeded, was interrupted or ended before a task failed it.
 
     ``observers`` (``cluster.observe.RunObserver``) hear of the run as it goes, and get
-    ``finished(summary)`` at the end (also when training is skipped). ``quiet``: task output
+    ``finished(summary)`` at the end (also when training is skipped). While the job runs,
+    run.json says ``"status": "running"`` (``cluster.record.RunningRecord``). ``quiet``: task output
     is not echoed (it is still logged); ``show_progress``: the progress bar or lines.
 
     Raises JobSpecError, before anything starts, when model_dir cannot be used

@@ -29,7 +29,9 @@ def test_parse_fault_reads_each_kind():
 
 def test_kill_task_at_step_is_the_variable_the_task_reads(tmp_path):
     env = kill_task_at_step("worker", 1, 25, tmp_path / "m")
-    assert parse_fault(env["HARNESS_FAULT_INJECT"]) == KillFault("worker:1", 25, str(tmp_path / "m"))
+    assert parse_fault(env["HARNESS_FAULT_INJECT"]) == KillFault(
+        "worker:1", 25, str(tmp_path / "m")
+    )
 
 
 def test_a_kill_fault_is_due_at_its_step_for_its_task_until_the_marker_exists(tmp_path):
@@ -55,7 +57,7 @@ def test_a_trainer_with_a_kill_fault_dies_by_sigkill_at_its_step(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == -9, done.stderr
-    assert done.stdout.split() == ["progress", "0", "progress", "3", "progress", "6", "progress", "9"]
+    assert done.stdout.split()[1::2] == ["0", "3", "6", "9"]  # killed before reporting 12
     assert (tmp_path / "m").exists()
 
 
