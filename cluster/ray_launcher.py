@@ -8,7 +8,9 @@ pure ``cluster.ray_request.RayRequest`` (no Ray is imported); ``launch(request)`
   ``ray job submit`` that is the job's cluster), to a Ray this process is already connected
   to, or else to a fresh embedded local Ray that declares the request's ``embedded_cpus``
   logical CPUs (with a warning when that is more than the machine has). Only an embedded Ray
-  is shut down by ``close()``.
+  is shut down by ``close()``. An embedded Ray dies with the driver, also when the driver is
+  SIGKILLed: Ray's own fate-sharing takes its head processes, and ``cluster.ray_fate``'s
+  watchdog the raylet's agents, which would otherwise stay for about a minute.
 - It creates one placement group with the request's bundles, in plan order
   (``{"CPU": cpu, "GPU": gpu, "memory": bytes}``; only chief and worker bundles take GPUs,
   ``cluster.resources``), with the job's ``placement.strategy``. The first ``start`` waits
@@ -46,6 +48,7 @@ from typing import Any
 from cluster.handles import Inbox, JobFailed
 from cluster.plan import Plan, TaskPlan, make_plan
 from cluster.ray_actor import TaskActor
+from cluster.ray_fate import RayFate
 from cluster.ray_handle import ACTOR_DIED, RayTaskHandle, first_line
 from cluster.ray_request import (
     RayRequest,
@@ -149,6 +152,7 @@ class RayLauncher:
         self.handles: dict[str, RayTaskHandle] = {}
         self.all_handles: list[RayTaskHandle] = []
         self.tensorboard: RayTensorBoard | None = None
+        self.fate: RayFate | None = None  # an embedded Ray's watchdog (cluster.ray_fate)
         self._closed = False
 
     def _connect(self) -> None:
@@ -187,6 +191,7 @@ class RayLauncher:
             if warning:
                 print(warning, file=sys.stderr, flush=True)
             self.started_ray = True  # ours from here on, even if ray.init is interrupted
+            self.fate = RayFate.start(os.getpid(), os.path.dirname(ray.__file__))
             ray.init(
                 address="local",
                 num_cpus=self.request.embedded_cpus,
@@ -376,6 +381,8 @@ class RayLauncher:
                 self.placement_group = None
         if self.started_ray:
             ray.shutdown()
+        if self.fate is not None:
+            self.fate.close()  # it kills whatever ray.shutdown left, then exits
 
 
 def _connect_error(address: str, exc: BaseException) -> str:

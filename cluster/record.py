@@ -1,18 +1,22 @@
 """What the supervisor records of a run: steps, loss, timings, evaluations, failures.
 
 ``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically.
+``RunningRecord`` keeps run.json current while the job runs (``"status": "running"``), so a
+driver that was killed (``kill -9``, a lost machine) leaves a run.json saying how far the job
+got; the supervisor's final summary replaces it at the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 from cluster.console import Console
 from cluster.lifecycle import TaskState
-from cluster.observe import Snapshot
+from cluster.observe import RunObserver, Snapshot
 from cluster.plan import Plan
 
 
@@ -160,3 +164,47 @@ def write_run_json(model_dir: str, summary: dict[str, Any]) -> None:
     with open(path + ".tmp", "w") as f:
         json.dump(summary, f, indent=2)
     os.replace(path + ".tmp", path)
+
+
+class RunningRecord(RunObserver):
+    """An observer that writes run.json with ``"status": "running"`` while the job runs.
+
+    ``summary()`` is the run's summary so far (the supervisor's ``summary("running", None)``:
+    the same keys as the final run.json). It is written when a task starts or exits (the
+    first start is the job's), and on progress when the global step moved and ``every_secs``
+    have passed since the last write: one small atomic write (``write_run_json``) at a time,
+    on the supervisor's thread, so the final summary, written after the job ended, is last.
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        summary: Callable[[], dict[str, Any]],
+        every_secs: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._model_dir = model_dir
+        self._summary = summary
+        self._every_secs = every_secs
+        self._clock = clock
+        self._written_at: float | None = None
+        self._written_step = -1
+
+    def task_started(self, key: str) -> None:
+        self._write()
+
+    def task_exited(self, key: str, exit_code: int | None, decision: str) -> None:
+        self._write()
+
+    def progress(self, snapshot: Snapshot) -> None:
+        due = self._written_at is None or self._clock() - self._written_at >= self._every_secs
+        if due and snapshot.global_step != self._written_step:
+            self._write(snapshot.global_step)
+
+    def _write(self, global_step: int | None = None) -> None:
+        summary = self._summary()
+        write_run_json(self._model_dir, summary)
+        self._written_at = self._clock()
+        self._written_step = (
+            summary.get("final_global_step", 0) if global_step is None else global_step
+        )

@@ -7,8 +7,9 @@ else.
 
 ``main`` is the process's edge: it reads the command line and the environment once
 (``HARNESS_JOB``; ``HARNESS_NODE_IP``, the address to report, 127.0.0.1 by default;
-``HARNESS_FAULT_INJECT``, ``harness.runtime.server.BindFault``) into a ``TaskSpec``
-(``harness.identity``) and the fault to inject, and everything below gets them as arguments.
+``HARNESS_FAULT_INJECT``, a fault to inject for tests, ``harness.faults``) into a ``TaskSpec``
+(``harness.identity``) and the fault, and everything below gets them as arguments: a bind
+fault goes to the server, a kill fault wraps the task's ``report``.
 The port is held by ``harness.runtime.ports``, the server started by ``harness.runtime.server``.
 
 Lifecycle of a task:
@@ -46,10 +47,11 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import protocol
+from harness.faults import FAULT_INJECT_ENV, BindFault, KillFault, parse_fault
 from harness.identity import DEFAULT_NODE_IP, ROLES, TaskId, TaskSpec
 from harness.job import JobSpec, JobSpecError
 from harness.runtime.ports import hold_port
-from harness.runtime.server import FAULT_INJECT_ENV, BindFault, start_server
+from harness.runtime.server import start_server
 
 # ---- supervisor commands -----------------------------------------------------------------
 
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     task_id = TaskId(args.role, args.index)
     node_ip = os.environ.get("HARNESS_NODE_IP", DEFAULT_NODE_IP)
-    fault = BindFault.parse(os.environ.get(FAULT_INJECT_ENV))
+    fault = parse_fault(os.environ.get(FAULT_INJECT_ENV))
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     report = protocol.EventWriter()
@@ -177,7 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         job = JobSpec.from_json(os.environ["HARNESS_JOB"])
         task = TaskSpec(task_id, job, node_ip=node_ip)
-        code = run_task(task, report, commands, fault)
+        if isinstance(fault, KillFault):
+            report = fault.arm(task_id.key, task_id.role, job.model_dir, report)
+        bind_fault = fault if isinstance(fault, BindFault) else None
+        code = run_task(task, report, commands, bind_fault)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the supervisor
         code = _report_failure(exc, report)
     _exit(code)

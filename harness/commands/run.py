@@ -58,7 +58,8 @@ def run_supervised(
     when the job succeeded, was interrupted or ended before a task failed it.
 
     ``observers`` (``cluster.observe.RunObserver``) hear of the run as it goes, and get
-    ``finished(summary)`` at the end (also when training is skipped). ``quiet``: task output
+    ``finished(summary)`` at the end (also when training is skipped). While the job runs,
+    run.json says ``"status": "running"`` (``cluster.record.RunningRecord``). ``quiet``: task output
     is not echoed (it is still logged); ``show_progress``: the progress bar or lines.
 
     Raises JobSpecError, before anything starts, when model_dir cannot be used
@@ -66,6 +67,7 @@ def run_supervised(
     """
     from cluster.backends import launching_backend
     from cluster.console import Console
+    from cluster.record import RunningRecord
     from cluster.supervisor import Supervisor
     from cluster.tensorboard import serving
 
@@ -108,6 +110,10 @@ def run_supervised(
             keys = [t.key for t in plan.tasks]
             status = register_status(job.name, keys, job.train.max_steps, console.info)
             observers = [*observers, *([status] if status else [])]
+        # run.json says "running" while the job runs; the observer is called only from inside
+        # supervisor.run(), when ``supervisor`` is bound
+        running = RunningRecord(job.model_dir, lambda: supervisor.summary("running", None))
+        observers = [running, *observers]
         with serving(request, launcher, console) as tensorboard:  # when the job asks for it
             supervisor = Supervisor(plan, launcher, console, observers=observers, stop=stop)
             summary = tensorboard.record(supervisor.run())

@@ -1,35 +1,16 @@
 """A task's ``tf.distribute.Server``, started on the port it held, and the injected bind failure
-that tests use to exercise the supervisor's re-rendezvous (``HARNESS_FAULT_INJECT``).
+that tests use to exercise the supervisor's re-rendezvous (``HARNESS_FAULT_INJECT``'s ``bind``
+fault, ``harness.faults.BindFault``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
+from harness.faults import BindFault
 from harness.identity import TaskSpec
-
-# Fault injection for tests: "bind:<role>:<index>:<marker file>" makes that task's TF server
-# fail to bind once (the marker file records that it happened). ``harness.task``'s ``main``
-# reads the variable and passes ``BindFault.parse``'s result down.
-FAULT_INJECT_ENV = "HARNESS_FAULT_INJECT"
-
-
-@dataclass(frozen=True)
-class BindFault:
-    """Make ``target``'s (``role:index``) server bind fail once, unless ``marker`` exists."""
-
-    target: str
-    marker: str
-
-    @classmethod
-    def parse(cls, value: str | None) -> BindFault | None:
-        """The fault that ``value`` (``HARNESS_FAULT_INJECT``'s value) asks for, or None."""
-        kind, _, rest = (value or "").partition(":")
-        target, _, marker = rest.rpartition(":")
-        return cls(target, marker) if kind == "bind" else None
 
 
 def start_server(task: TaskSpec, report: Any, fault: BindFault | None = None) -> Any:
