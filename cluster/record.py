@@ -1,6 +1,11 @@
 """What the supervisor records of a run: steps, loss, timings, evaluations, failures.
 
-``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically.
+``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically. Its
+``timings`` are seconds on the supervisor's clock since the supervisor started
+(``cluster_ready_secs``, ``first_step_secs``, ``session_ready_secs.<task>``,
+``join_delay_secs.<worker>``: from the chief's ``session_ready`` to the worker's, as the
+supervisor received them; the first of each), plus the bring-up breakdown
+(``cluster.bringup``: ``bring_up``, ``bring_up_tasks``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from cluster.bringup import BringUp
 from cluster.console import Console
 from cluster.lifecycle import TaskState
 from cluster.observe import Snapshot
@@ -25,7 +31,9 @@ class RunRecord:
         self.global_step = 0
         self.last_global_advance = self.t0
         self.last_loss: float | None = None
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, Any] = {}
+        self.bring_up = BringUp()
+        self._chief_ready_at: float | None = None
         self.latest_eval: dict[str, Any] | None = None
         self.failure_log: list[dict[str, Any]] = []
         self.final_global_step = 0
@@ -39,6 +47,15 @@ class RunRecord:
     def mark(self, name: str) -> None:
         """Record the time since the start under ``name``, the first time only."""
         self.timings.setdefault(name, self.elapsed())
+
+    def session_ready(self, key: str) -> None:
+        """``key`` reported ``session_ready``: its time, and a worker's join delay."""
+        self.mark(f"session_ready_secs.{key}")
+        if key == "chief:0":
+            self._chief_ready_at = self.clock()
+        elif key.startswith("worker") and self._chief_ready_at is not None:
+            delay = round(max(0.0, self.clock() - self._chief_ready_at), 3)
+            self.timings.setdefault(f"join_delay_secs.{key}", delay)
 
     def progress(self, state: TaskState, event: dict[str, Any]) -> None:
         """A trainer's ``session_ready``, ``progress`` or ``done``."""
@@ -132,7 +149,7 @@ class RunRecord:
                 }
                 for key, s in tasks.items()
             },
-            "timings": self.timings,
+            "timings": {**self.timings, **self.bring_up.summary(t.key for t in plan.tasks)},
             "eval": self.latest_eval,
         }
 
