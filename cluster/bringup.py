@@ -94,11 +94,12 @@ class BringUp:
             "workers": [k for k in keys if k.startswith("worker")],
             "trainers": [k for k in keys if k.startswith(("chief", "worker"))],
         }
+        launch = self._launch()
         previous = self.driver.get("driver_start")
         out: dict[str, float] = {}
         for phase, milestone, where in PHASES:
             if where == "driver":
-                at = self.driver.get(milestone)
+                at = launch if milestone == "launch" else self.driver.get(milestone)
             else:
                 at = self._last(groups[where], milestone)
             if at is None:
@@ -106,15 +107,14 @@ class BringUp:
             if previous is not None:
                 out[phase] = round(max(0.0, at - previous), 3)
             previous = max(at, previous) if previous is not None else at
-        launch, stepping = self.driver.get("launch"), self._last(groups["trainers"], "first_step")
+        stepping = self._last(groups["trainers"], "first_step")
         if launch is not None and stepping is not None:
             out["launch_to_all_stepping"] = round(stepping - launch, 3)
         return out
 
     def tasks(self) -> dict[str, dict[str, float]]:
-        """Each task's milestones, in seconds since ``launch`` (since its first when unknown)."""
-        times = [t for marks in self.task_marks.values() for t in marks.values()]
-        origin = self.driver.get("launch", min(times, default=0.0))
+        """Each task's milestones, in seconds since ``launch``."""
+        origin = self._launch() or 0.0
         return {
             key: {name: round(at - origin, 3) for name, at in sorted(marks.items(), key=_by_time)}
             for key, marks in self.task_marks.items()
@@ -123,6 +123,12 @@ class BringUp:
     def summary(self, keys: Iterable[str]) -> dict[str, Any]:
         """run.json's ``timings.bring_up`` (phase -> seconds) and ``bring_up_tasks``."""
         return {"bring_up": self.phases(keys), "bring_up_tasks": self.tasks()}
+
+    def _launch(self) -> float | None:
+        """The ``launch`` milestone; without one (no ``run_supervised``), the first task's
+        ``launched``."""
+        launched = [m["launched"] for m in self.task_marks.values() if "launched" in m]
+        return self.driver.get("launch", min(launched, default=None))
 
     def _last(self, keys: list[str], milestone: str) -> float | None:
         """When the last of ``keys`` reached ``milestone``; None unless every one did."""
