@@ -34,6 +34,7 @@ class RunRecord:
         self.timings: dict[str, Any] = {}
         self.bring_up = BringUp()
         self._chief_ready_at: float | None = None
+        self._workers_ready: dict[str, float] = {}
         self.latest_eval: dict[str, Any] | None = None
         self.failure_log: list[dict[str, Any]] = []
         self.final_global_step = 0
@@ -49,13 +50,20 @@ class RunRecord:
         self.timings.setdefault(name, self.elapsed())
 
     def session_ready(self, key: str) -> None:
-        """``key`` reported ``session_ready``: its time, and a worker's join delay."""
+        """``key`` reported ``session_ready``: its time, and the workers' join delays (the
+        first of each; negative for a worker that had its session before the chief reported:
+        the chief reports after its hooks' ``after_create_session``, the first checkpoint)."""
         self.mark(f"session_ready_secs.{key}")
-        if key == "chief:0":
-            self._chief_ready_at = self.clock()
-        elif key.startswith("worker") and self._chief_ready_at is not None:
-            delay = round(max(0.0, self.clock() - self._chief_ready_at), 3)
-            self.timings.setdefault(f"join_delay_secs.{key}", delay)
+        now = self.clock()
+        if key == "chief:0" and self._chief_ready_at is None:
+            self._chief_ready_at = now
+            for worker, at in self._workers_ready.items():
+                self.timings.setdefault(f"join_delay_secs.{worker}", round(at - now, 3))
+        elif key.startswith("worker"):
+            self._workers_ready.setdefault(key, now)
+            if self._chief_ready_at is not None:
+                delay = round(now - self._chief_ready_at, 3)
+                self.timings.setdefault(f"join_delay_secs.{key}", delay)
 
     def progress(self, state: TaskState, event: dict[str, Any]) -> None:
         """A trainer's ``session_ready``, ``progress`` or ``done``."""

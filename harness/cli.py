@@ -248,7 +248,7 @@ def _run(args: Any) -> int:
 
     if args.backend not in BACKENDS:
         raise JobSpecError(f"--backend {args.backend}: cannot run jobs; use it with --dry-run")
-    import psutil
+    from harness.task import process_start
 
     result = fit(
         job,
@@ -257,7 +257,7 @@ def _run(args: Any) -> int:
         progress=True,
         echo=not args.quiet,
         metrics_port=args.metrics_port,
-        driver_start=psutil.Process().create_time(),
+        driver_start=process_start(),
     )
     if args.timings:
         from harness.commands.timings import print_timings

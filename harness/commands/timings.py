@@ -12,17 +12,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-#: The per-task milestones shown, in order (``cluster.bringup``).
-TASK_COLUMNS = (
-    "actor_started",
-    "process_start",
-    "address",
-    "cluster_sent",
-    "tf_imported",
-    "server_started",
-    "session_ready",
-    "first_step",
-)
+#: The per-task milestones shown, in order (``cluster.bringup``), and their column headers.
+TASK_COLUMNS = {
+    "launched": "launched",
+    "actor_started": "actor",
+    "process_start": "process",
+    "address": "address",
+    "cluster_sent": "cluster",
+    "tf_imported": "tf",
+    "server_started": "server",
+    "session_ready": "session",
+    "first_step": "step",
+}
 
 
 def phase_table(timings: dict[str, Any]) -> Table:
@@ -49,7 +50,7 @@ def task_table(timings: dict[str, Any]) -> Table:
     table = Table(title="per task (seconds since launch)", title_justify="left")
     table.add_column("task")
     for column in shown:
-        table.add_column(column.replace("_", " "), justify="right")
+        table.add_column(TASK_COLUMNS[column], justify="right")
     for key, marks in tasks.items():
         cells = [f"{marks[c]:.2f}" if c in marks else "" for c in shown]
         table.add_row(key, *cells)
