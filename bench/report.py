@@ -223,7 +223,9 @@ def bring_up_table(r: Results) -> list[str]:
     lines.append("|---" * (len(variants) + 1) + "|")
     phases = [p for p, _, _ in PHASES if p != "driver_imports"] + ["launch_to_all_stepping"]
     for phase in phases:
-        cells = [fmt(Summary.of([(x.bring_up or {}).get(phase) for x in runs[v]])) for v in variants]
+        cells = [
+            fmt(Summary.of([(x.bring_up or {}).get(phase) for x in runs[v]])) for v in variants
+        ]
         if any(c != "—" for c in cells):
             lines.append(f"| {phase.replace('_', ' ')} | " + " | ".join(cells) + " |")
     joins = [fmt(Summary.of([x.relay_join_secs for x in runs[v]])) for v in variants]

@@ -36,9 +36,9 @@ def test_without_a_ready_it_polls_and_a_used_ready_is_not_a_busy_loop():
         tries.append(time.monotonic())
         return "session" if len(tries) == 4 else None
 
-    assert wait_for_ready(try_once, ready, poll_secs=0.05, max_wait_secs=10.0) == "session"
-    gaps = [b - a for a, b in zip(tries, tries[1:])]
-    assert gaps[0] < 0.04 and all(g >= 0.045 for g in gaps[1:])
+    assert wait_for_ready(try_once, ready, poll_secs=0.4, max_wait_secs=10.0) == "session"
+    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    assert gaps[0] < 0.3 and all(g >= 0.39 for g in gaps[1:])
 
 
 def test_no_event_is_a_plain_poll():
