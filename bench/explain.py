@@ -100,6 +100,22 @@ def bringup_setup(driver_import_secs: float | None) -> str:
     return text
 
 
+BRING_UP_BREAKDOWN = (
+    "Where the harness's launch → all trainers stepping went, from each small-model run's "
+    "run.json (`timings.bring_up`, `cluster/bringup.py`; `harness run --timings` prints the "
+    "same for one run). Each phase ends when the last task of the TF cluster (chief, workers, "
+    "ps) reached its milestone and starts where the previous one ended, so a run's phases add "
+    "up to its total; task milestones are the tasks' own wall clock (`time.time()`), the "
+    "others the driver's. Ray connect is near 0 here because the benchmark's Ray is already "
+    "up; `import tensorflow` runs in every task at once after the cluster arrives, on the "
+    "same 2 cores. The join delay here is the supervisor's: from the chief's `session_ready` "
+    "(reported after its first checkpoint, so after the init the recorder sees) to the "
+    "worker's, negative when the worker's poll found the chief's variables first; the "
+    "chief's `session_ready` is relayed to the workers as the `ready` command, which wakes "
+    "a worker's session creator at once (its 0.2 s poll is the fallback)."
+)
+
+
 def stock_waits(clusters: dict[str, list[ClusterRun | None]]) -> list[str]:
     """How many stock bare-TF runs had a worker wait for TF's 30 s re-check."""
     delays = [r.join_delay_secs for r in clusters.get("bare-small") or [] if r is not None]

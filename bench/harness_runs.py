@@ -2,7 +2,9 @@
 
 The job is what ``harness run`` would get from a YAML file: ``bench.harness_model`` with 1
 chief, N workers and 1 ps at 0.5 CPU each, ``max_steps`` out of reach (the recorder ends the
-run after its time window), no restarts allowed (a failure is a failed benchmark).
+run after its time window), no restarts allowed (a failure is a failed benchmark). Besides the
+recorder's figures, a run keeps run.json's bring-up breakdown (``timings.bring_up``,
+``cluster.bringup``) and its longest ``join_delay_secs.<worker>``.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ def run_harness(
     result.peak_rss_mb = {k: v for k, v in peaks.items() if not k.startswith("actor ")}
     actors = {k.removeprefix("actor "): v for k, v in peaks.items() if k.startswith("actor ")}
     result.actor_rss_mb = actors or None
+    timings = summary.get("timings") or {}
+    result.bring_up = timings.get("bring_up") or None
+    joins = [v for k, v in timings.items() if k.startswith("join_delay_secs.")]
+    result.relay_join_secs = max(joins) if joins else None
     return result
 
 

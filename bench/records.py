@@ -27,6 +27,8 @@ class ClusterRun:
     peak_rss_mb: dict[str, float] | None = None  # task -> peak RSS (MiB)
     actor_rss_mb: dict[str, float] | None = None  # task -> its Ray actor's peak RSS (MiB)
     gone_secs: dict[str, float] | None = None  # process -> chief's last step to it gone
+    bring_up: dict[str, float] | None = None  # harness runs: run.json's timings.bring_up
+    relay_join_secs: float | None = None  # harness runs: the longest join_delay_secs.<worker>
 
 
 class RecordError(RuntimeError):

@@ -210,6 +210,29 @@ def bringup_rows(r: Results) -> list[Comparison]:
     return rows
 
 
+def bring_up_table(r: Results) -> list[str]:
+    """Median [min–max] seconds per phase of run.json's ``timings.bring_up`` (small-model
+    harness runs; the phases of ``cluster.bringup.PHASES``), and the relay's join delay."""
+    from cluster.bringup import PHASES
+
+    runs = {v: [x for x in r.clusters.get(f"{v}-small") or [] if x is not None] for v in NAMES}
+    variants = [v for v in ("local", "ray") if any(x.bring_up for x in runs[v])]
+    if not variants:
+        return []
+    lines = ["| phase | " + " | ".join(NAMES[v] for v in variants) + " |"]
+    lines.append("|---" * (len(variants) + 1) + "|")
+    phases = [p for p, _, _ in PHASES if p != "driver_imports"] + ["launch_to_all_stepping"]
+    for phase in phases:
+        cells = [
+            fmt(Summary.of([(x.bring_up or {}).get(phase) for x in runs[v]])) for v in variants
+        ]
+        if any(c != "—" for c in cells):
+            lines.append(f"| {phase.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    joins = [fmt(Summary.of([x.relay_join_secs for x in runs[v]])) for v in variants]
+    lines.append("| join delay, run.json (longest worker) | " + " | ".join(joins) + " |")
+    return lines + [""]
+
+
 def teardown_rows(r: Results) -> list[Comparison]:
     base = field(r.clusters.get("bare-small"), "teardown_secs")
     return [
@@ -337,6 +360,9 @@ def render(results: Results) -> str:
         out += ["## 2. Bring-up", "", explain.bringup_setup(r.driver_tf_import_secs), ""]
         out += table(all_rows["bringup"])
         out += explain.stock_waits(r.clusters)
+        breakdown = bring_up_table(r)
+        if breakdown:
+            out += [explain.BRING_UP_BREAKDOWN, "", *breakdown]
     if "teardown" in figures:
         all_rows["teardown"] = teardown_rows(r)
         out += ["## 3. Teardown", "", explain.TEARDOWN_SETUP, ""]

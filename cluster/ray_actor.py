@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -49,7 +50,9 @@ class TaskActor:
     # ---- start -------------------------------------------------------------------------
 
     def start(self) -> dict[str, Any]:
-        """Start the task process; returns where it runs: node ip and id, pid, GPUs."""
+        """Start the task process; returns where it runs: node ip and id, pid, GPUs, and
+        ``started_at``, when this call began (wall clock, for ``cluster.bringup``)."""
+        started_at = time.time()
         import ray
 
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
@@ -65,6 +68,7 @@ class TaskActor:
             "node_ip": node_ip,
             "node_id": ray.get_runtime_context().get_node_id(),
             "cuda_visible_devices": env["CUDA_VISIBLE_DEVICES"],
+            "started_at": started_at,
         }
 
     def _pump(self) -> None:

@@ -154,6 +154,7 @@ class RayLauncher:
         self.tensorboard: RayTensorBoard | None = None
         self.fate: RayFate | None = None  # an embedded Ray's watchdog (cluster.ray_fate)
         self._closed = False
+        self.bring_up: dict[str, float] = {}  # wall-clock milestones (cluster.bringup)
 
     def _connect(self) -> None:
         """Attach to Ray (see the module docstring), keeping the caller's signal handlers.
@@ -174,6 +175,7 @@ class RayLauncher:
 
         self._ray = ray
         if ray.is_initialized():
+            self.bring_up["ray_connected"] = time.time()
             return
         in_main_thread = threading.current_thread() is threading.main_thread()
         handlers = {}
@@ -201,6 +203,7 @@ class RayLauncher:
         for signum, handler in handlers.items():
             if callable(handler) and signal.getsignal(signum) is not handler:
                 signal.signal(signum, handler)
+        self.bring_up["ray_connected"] = time.time()
 
     # ---- placement -----------------------------------------------------------------------
 
@@ -238,6 +241,7 @@ class RayLauncher:
         pg = self.placement_group
         if pg is not None and pg.wait(timeout_seconds=self.job.placement.timeout_secs):
             self._placed = True
+            self.bring_up["placed"] = time.time()
             return
         if pg is not None and self.request.owns_group:
             remove_placement_group(pg)

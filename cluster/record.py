@@ -1,6 +1,11 @@
 """What the supervisor records of a run: steps, loss, timings, evaluations, failures.
 
-``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically.
+``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically. Its
+``timings`` are seconds on the supervisor's clock since the supervisor started
+(``cluster_ready_secs``, ``first_step_secs``, ``session_ready_secs.<task>``,
+``join_delay_secs.<worker>``: from the chief's ``session_ready`` to the worker's, as the
+supervisor received them; the first of each), plus the bring-up breakdown
+(``cluster.bringup``: ``bring_up``, ``bring_up_tasks``).
 ``RunningRecord`` keeps run.json current while the job runs (``"status": "running"``), so a
 driver that was killed (``kill -9``, a lost machine) leaves a run.json saying how far the job
 got; the supervisor's final summary replaces it at the end.
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cluster.bringup import BringUp
 from cluster.console import Console
 from cluster.lifecycle import TaskState
 from cluster.observe import RunObserver, Snapshot
@@ -29,7 +35,10 @@ class RunRecord:
         self.global_step = 0
         self.last_global_advance = self.t0
         self.last_loss: float | None = None
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, Any] = {}
+        self.bring_up = BringUp()
+        self._chief_ready_at: float | None = None
+        self._workers_ready: dict[str, float] = {}
         self.latest_eval: dict[str, Any] | None = None
         self.failure_log: list[dict[str, Any]] = []
         self.final_global_step = 0
@@ -43,6 +52,22 @@ class RunRecord:
     def mark(self, name: str) -> None:
         """Record the time since the start under ``name``, the first time only."""
         self.timings.setdefault(name, self.elapsed())
+
+    def session_ready(self, key: str) -> None:
+        """``key`` reported ``session_ready``: its time, and the workers' join delays (the
+        first of each; negative for a worker that had its session before the chief reported:
+        the chief reports after its hooks' ``after_create_session``, the first checkpoint)."""
+        self.mark(f"session_ready_secs.{key}")
+        now = self.clock()
+        if key == "chief:0" and self._chief_ready_at is None:
+            self._chief_ready_at = now
+            for worker, at in self._workers_ready.items():
+                self.timings.setdefault(f"join_delay_secs.{worker}", round(at - now, 3))
+        elif key.startswith("worker"):
+            self._workers_ready.setdefault(key, now)
+            if self._chief_ready_at is not None:
+                delay = round(now - self._chief_ready_at, 3)
+                self.timings.setdefault(f"join_delay_secs.{key}", delay)
 
     def progress(self, state: TaskState, event: dict[str, Any]) -> None:
         """A trainer's ``session_ready``, ``progress`` or ``done``."""
@@ -136,7 +161,7 @@ class RunRecord:
                 }
                 for key, s in tasks.items()
             },
-            "timings": self.timings,
+            "timings": {**self.timings, **self.bring_up.summary(t.key for t in plan.tasks)},
             "eval": self.latest_eval,
         }
 

@@ -124,6 +124,7 @@ class Supervisor:
             self.cluster, rv.cluster_built = lifecycle.build_cluster(self.plan, self.tasks), True
         for key in rv.due(self.tasks):
             self.tasks[key].handle.send(protocol.encode_command("cluster", cluster=self.cluster))
+            self.record.bring_up.task_mark(key, "cluster_sent")
         if rv.complete(self.tasks):
             if rv.fresh:
                 self.record.mark("cluster_ready_secs")
@@ -191,6 +192,7 @@ class Supervisor:
         if state.handle is not None:  # a previous instance: gone before its successor starts
             state.handle.kill()
             state.handle.wait_gone(timeout=10.0)
+        self.record.bring_up.task_mark(task.key, "launched")
         state.started(self.launcher.start(task, self.inbox), self.clock())
         self.observers.call("task_started", task.key)
 
@@ -223,6 +225,7 @@ class Supervisor:
         if message.handle is not state.handle:
             return None  # from a task instance that was already replaced
         if message.kind == "event":
+            self.record.bring_up.on_event(key, message.data, message.handle)
             self._on_event(key, state, message.data)
             return None
         state.exited, state.exit_code = True, message.data
@@ -244,7 +247,7 @@ class Supervisor:
             if self.observers:
                 self.observers.call("progress", self.record.snapshot(key))
             if name == "session_ready":
-                self.record.mark(f"session_ready_secs.{key}")
+                self._on_session_ready(key)
             if name == "done":
                 state.done = True
                 if key == "chief:0":
@@ -253,6 +256,14 @@ class Supervisor:
             self.observers.call("evaluation", *self.record.evaluation(event))
         elif name in ("error", "user_error"):
             state.error = event
+
+    def _on_session_ready(self, key: str) -> None:
+        """The chief's variables are ready: workers waiting for them are told (``ready``)."""
+        self.record.session_ready(key)
+        if key == "chief:0":
+            for task in self.plan.tasks:
+                if task.role == "worker" and not self.tasks[task.key].exited:
+                    self.tasks[task.key].handle.send(protocol.encode_command("ready"))
 
     def _on_chief_done(self) -> None:
         """The chief finished: workers and evaluator get ``stop`` (the way into STOPPING)."""
@@ -396,4 +407,5 @@ class Supervisor:
     def summary(self, status: str, error: str | None, user_error: bool = False) -> dict[str, Any]:
         """run.json's content. ``user_error``: the job failed because of the user's code."""
         facts = (self.plan, self.tasks, self.failures, self.chief_done)
+        self.record.bring_up.marks(getattr(self.launcher, "bring_up", {}))
         return self.record.summary(*facts, status, error, user_error)

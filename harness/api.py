@@ -134,6 +134,7 @@ def fit(
     metrics_port: int | None = None,
     extra_env: dict[str, str] | None = None,
     stop: threading.Event | None = None,
+    driver_start: float | None = None,
 ) -> Result:
     """Train ``job`` on a cluster to ``train.max_steps``; returns its ``Result``.
 
@@ -146,6 +147,8 @@ def fit(
     docs/metrics.md) are Ray metrics; ``metrics_port`` also serves them on
     ``http://127.0.0.1:PORT/metrics`` (0: a free port). Raises ``JobSpecError`` for invalid
     input (see the module docstring); a failed run returns a Result whose ``error`` says why.
+    ``driver_start`` (wall clock) is when the driver process started, for run.json's bring-up
+    breakdown (``harness run`` passes its own; ``result.run["timings"]["bring_up"]``).
     """
     from harness.commands.run import run_supervised
 
@@ -182,6 +185,7 @@ def fit(
             observers=observers,
             extra_env=extra_env,
             stop=stop,
+            driver_start=driver_start,
         )
     finally:  # a run that ended before the supervisor ran: close what the observers hold
         for observer in observers:

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(any backend; with Ray they are also Ray metrics). See docs/metrics.md",
     )
     run.add_argument(
+        "--timings",
+        action="store_true",
+        help="after the run, print where the bring-up time went (run.json's timings.bring_up)",
+    )
+    run.add_argument(
         "--tensorboard",
         nargs="?",
         const=True,
@@ -243,6 +248,8 @@ def _run(args: Any) -> int:
 
     if args.backend not in BACKENDS:
         raise JobSpecError(f"--backend {args.backend}: cannot run jobs; use it with --dry-run")
+    from harness.task import process_start
+
     result = fit(
         job,
         backend=args.backend,
@@ -250,7 +257,12 @@ def _run(args: Any) -> int:
         progress=True,
         echo=not args.quiet,
         metrics_port=args.metrics_port,
+        driver_start=process_start(),
     )
+    if args.timings:
+        from harness.commands.timings import print_timings
+
+        print_timings(result.run)
     if result.succeeded:
         print(f"harness: job {job.name} succeeded at global step {result.metrics['global_step']}")
         return EXIT_OK

@@ -11,12 +11,16 @@ guarantees that no task outlives a killed ``harness run``.
 
 Events (``{"event": NAME, ...}``):
 
-- ``address``      {host, port}: the port this task holds for its TF server.
+- ``address``      {host, port, process_start, t}: the port this task holds for its TF server;
+  when the process started and when it reported (wall clock, ``time.time()``).
 - ``bind_failed``  {port, error}: the TF server could not bind; the supervisor re-runs the
   rendezvous with fresh ports (exit code ``EXIT_BIND_FAILED``).
-- ``server_started`` {}: the TF server is up.
-- ``session_ready`` {global_step}: a trainer's session exists (chief: initialized,
+- ``server_started`` {t, tf_import_secs}: the TF server is up (at ``t``; importing
+  TensorFlow took ``tf_import_secs`` of the time since the cluster came).
+- ``session_ready`` {global_step, t}: a trainer's session exists (chief: initialized,
   restored or joined the live variables; worker: the chief's init is visible).
+  The times are for run.json's bring-up breakdown (``cluster.bringup``); every one is
+  optional for the supervisor.
 - ``progress``     {global_step, local_steps, loss}: sent about twice a second by trainers.
 - ``done``         {global_step, local_steps, loss}: the trainer's training loop ended normally.
 - ``user_error``   {message, traceback}: model_fn/input_fn/ModelFnOps are wrong, a user hook
@@ -30,6 +34,9 @@ Commands (``{"cmd": NAME, ...}``):
 - ``cluster``  {cluster}: the full TF cluster (``{"chief": ["host:port"], ...}``); the task
   binds the address listed for itself and starts its server.
 - ``stop``     {}: finish now: trainers stop after the current step, variable hosts exit.
+- ``ready``    {}: the chief reported ``session_ready`` (relayed to the workers): a worker
+  waiting for the chief's variables tries to create its session at once instead of at its
+  next poll (polling stays the fallback: a lost or early ``ready`` costs one poll interval).
 - ``dump_stacks`` {}: print every thread's Python stack to stderr (stall diagnosis); a trainer
   then sends a ``progress`` event with the latest step it finished.
 """

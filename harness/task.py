@@ -42,6 +42,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -60,7 +61,8 @@ class Commands:
     """Reads supervisor commands from stdin on a daemon thread.
 
     ``cluster`` commands are queued for ``wait_for_cluster``; ``stop`` sets ``stop_event``;
-    ``dump_stacks`` prints every thread's stack to stderr, then calls each of
+    ``ready`` (the chief's variables are ready) sets ``ready_event``, on which a waiting
+    worker's session creator wakes up (``harness.runtime.join``); ``dump_stacks`` prints every thread's stack to stderr, then calls each of
     ``dump_listeners`` (a trainer reports its latest step there); EOF (the supervisor is gone)
     ends the process immediately.
     """
@@ -68,6 +70,7 @@ class Commands:
     def __init__(self, stream: Any = None) -> None:
         self._stream = stream or sys.stdin
         self.stop_event = threading.Event()
+        self.ready_event = threading.Event()
         self._clusters: queue.Queue[dict[str, list[str]]] = queue.Queue()
         self.dump_listeners: list[Callable[[], None]] = []
         threading.Thread(target=self._read, name="harness-commands", daemon=True).start()
@@ -81,6 +84,8 @@ class Commands:
                 self._clusters.put(command["cluster"])
             elif command["cmd"] == "stop":
                 self.stop_event.set()
+            elif command["cmd"] == "ready":
+                self.ready_event.set()
             elif command["cmd"] == "dump_stacks":
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
                 sys.stderr.flush()
@@ -98,17 +103,23 @@ class Commands:
 def run_task(
     task: TaskSpec, report: Any, commands: Commands, fault: BindFault | None = None
 ) -> int:
-    """Run the task to the end; returns the exit code."""
+    """Run the task to the end; returns the exit code.
+
+    Events carry the wall-clock times of the bring-up (``cluster.bringup``): ``address`` the
+    process's start and ``t``; ``server_started`` ``t`` and ``tf_import_secs``.
+    """
     if task.role == "evaluator":
         return run_evaluator_task(task, report, commands)
     holder = hold_port()
-    report("address", host=task.node_ip, port=holder.getsockname()[1])
+    port = holder.getsockname()[1]
+    report("address", host=task.node_ip, port=port, process_start=process_start(), t=time.time())
     task = join_cluster(task, commands.wait_for_cluster())
+    tf_import_secs = import_tensorflow()  # before the port is released, not after
     holder.close()
     server = start_server(task, report, fault)
     if server is None:
         return protocol.EXIT_BIND_FAILED
-    report("server_started")
+    report("server_started", t=time.time(), tf_import_secs=tf_import_secs)
     if task.role == "ps":
         commands.stop_event.wait()
         return protocol.EXIT_OK
@@ -116,7 +127,14 @@ def run_task(
 
     job = task.job
     finish = _export_on_finish(job) if job.train.export_on_finish else None
-    train(task, report, commands.stop_event, commands.dump_listeners, after_training=finish)
+    train(
+        task,
+        report,
+        commands.stop_event,
+        commands.dump_listeners,
+        after_training=finish,
+        ready=commands.ready_event,
+    )
     if task.role == "chief" and job.cluster.ps == 0:
         commands.stop_event.wait()  # the chief hosts the variables until every worker is done
     return protocol.EXIT_OK
@@ -124,9 +142,10 @@ def run_task(
 
 def run_evaluator_task(task: TaskSpec, report: Any, commands: Commands) -> int:
     """The evaluator is outside the TF cluster (as in TF): no port, no server."""
-    report("address", host=task.node_ip, port=0)
+    report("address", host=task.node_ip, port=0, process_start=process_start(), t=time.time())
     task = join_cluster(task, commands.wait_for_cluster())
-    report("server_started")
+    tf_import_secs = import_tensorflow()
+    report("server_started", t=time.time(), tf_import_secs=tf_import_secs)
     from harness.runtime.evaluation import run_evaluator
 
     run_evaluator(task.job, report, commands.stop_event, task=task)
@@ -139,6 +158,31 @@ def join_cluster(task: TaskSpec, cluster: dict[str, list[str]]) -> TaskSpec:
     task = task.with_cluster(cluster)
     os.environ["TF_CONFIG"] = json.dumps(task.tf_config())
     return task
+
+
+def process_start() -> float:
+    """When this process started (wall clock, ``time.time()``'s scale, to 10 ms).
+
+    On Linux from its start in clock ticks since boot (``/proc/self/stat``) and the time
+    since boot now: psutil's ``create_time`` adds a boot time rounded to the second.
+    """
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - age
+    except (OSError, ValueError, IndexError, AttributeError):
+        import psutil
+
+        return psutil.Process().create_time()
+
+
+def import_tensorflow() -> float:
+    """Import TensorFlow; returns how long it took (about 0 when it was already imported)."""
+    start = time.perf_counter()
+    import tensorflow  # noqa: F401
+
+    return round(time.perf_counter() - start, 3)
 
 
 def _export_on_finish(job: JobSpec) -> Any:

@@ -3,8 +3,8 @@
 Runs on every trainer (chief and workers). Lifecycle:
 
 - ``begin``: finds the global step (required) and resets the counters.
-- ``after_create_session``: reports ``session_ready`` with the global step (after every
-  (re)creation of the session).
+- ``after_create_session``: reports ``session_ready`` with the global step and the wall
+  clock ``t`` (after every (re)creation of the session).
 - ``before_run``: asks for the global step and the loss on every step (both are fetched
   every step anyway, by ``StopAtStepHook`` and the training loop, and one set of fetches
   spares TensorFlow a new partitioned graph whenever a report is due).
@@ -49,7 +49,8 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._next_report = 0.0
 
     def after_create_session(self, session: Any, coord: Any) -> None:
-        self._report("session_ready", global_step=int(session.run(self._global_step)))
+        step = int(session.run(self._global_step))
+        self._report("session_ready", global_step=step, t=time.time())
 
     def before_run(self, run_context: Any) -> Any:
         return tf.compat.v1.train.SessionRunArgs([self._global_step, self._loss])

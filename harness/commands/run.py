@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +48,15 @@ def run_supervised(
     observers: Sequence[RunObserver] = (),
     show_progress: bool = True,
     stop: threading.Event | None = None,
+    driver_start: float | None = None,
 ) -> tuple[dict[str, Any], HarnessError | None]:
     """Run ``job`` to the end with the given backend: run.json's content, and why it failed.
 
     ``backend`` is a backend's name (with ``address`` and ``extra_env``) or a backend object
     that brings its own (``cluster.ray_launcher.RayBackend(placement_group=...)``). Setting
     ``stop`` from another thread ends the run as Ctrl-C does (status ``interrupted``).
+    ``driver_start``: when the driver process started (wall clock; ``harness run`` passes its
+    own), so that run.json's bring-up breakdown (``cluster.bringup``) has the driver's imports.
 
     The failure is the supervisor's ``JobFailed`` (role, index, traceback lines), or None
     when the job succeeded, was interrupted or ended before a task failed it.
@@ -95,6 +99,7 @@ def run_supervised(
             observer.finished(summary)
         return summary, None
     launcher = status = None
+    launch_start = time.time()
     try:
         chosen = (
             launching_backend(backend, address=address, extra_env=extra_env)
@@ -116,6 +121,9 @@ def run_supervised(
         observers = [running, *observers]
         with serving(request, launcher, console) as tensorboard:  # when the job asks for it
             supervisor = Supervisor(plan, launcher, console, observers=observers, stop=stop)
+            for name, at in (("driver_start", driver_start), ("launch", launch_start)):
+                if at is not None:
+                    supervisor.record.bring_up.mark(name, at)
             summary = tensorboard.record(supervisor.run())
         return summary, supervisor.failure
     finally:

@@ -12,14 +12,16 @@ creator, so ``chief_hooks`` builds its hook list (a unit test compares it with M
 
 Worker: what MonitoredTrainingSession builds for ``is_chief=False``
 (``MonitoredSession(WorkerSessionCreator(...), hooks)``), except that our
-``FastWorkerSessionCreator`` polls for the chief's initialization every
-``poll_secs`` (0.2 s) instead of SessionManager's fixed 30 s, keeps TF's readiness rules
+``FastWorkerSessionCreator`` tries again as soon as the supervisor relays the chief's
+``session_ready`` (the ``ready`` event, ``harness.runtime.join``), else every ``poll_secs``
+(0.2 s) instead of SessionManager's fixed 30 s; it keeps TF's readiness rules
 (ready_for_local_init_op, then local_init_op, then ready_op), never runs init_op or init_fn,
 and raises ``WorkerNotReadyError`` naming the task after ``max_wait_secs``.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import tensorflow as tf
@@ -28,6 +30,7 @@ from tensorflow.python.framework import errors
 from harness.config import RunConfig
 from harness.job import JobSpec
 from harness.runtime.chief_session import ChiefSessionCreator, tries_to_join
+from harness.runtime.join import ReadyTimeout, wait_for_ready
 from hooks import roles
 
 v1 = tf.compat.v1
@@ -46,6 +49,7 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
         task_name: str,
         max_wait_secs: float,
         poll_secs: float = 0.2,
+        ready: threading.Event | None = None,
     ) -> None:
         self._scaffold = scaffold
         self._master = master
@@ -53,6 +57,7 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
         self._task_name = task_name
         self._max_wait_secs = max_wait_secs
         self._poll_secs = poll_secs
+        self._ready = ready
 
     def create_session(self) -> Any:
         self._scaffold.finalize()
@@ -64,11 +69,18 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
             graph=v1.get_default_graph(),
             recovery_wait_secs=self._poll_secs,
         )
+
+        def try_once() -> Any | None:
+            # One try of wait_for_session: with no time left to wait, a session that is not
+            # ready is closed and DeadlineExceededError raised at once (poll_secs > 0).
+            try:
+                return manager.wait_for_session(self._master, config=self._config, max_wait_secs=0)
+            except errors.DeadlineExceededError:
+                return None
+
         try:
-            return manager.wait_for_session(
-                self._master, config=self._config, max_wait_secs=self._max_wait_secs
-            )
-        except errors.DeadlineExceededError:
+            return wait_for_ready(try_once, self._ready, self._poll_secs, self._max_wait_secs)
+        except ReadyTimeout:
             raise WorkerNotReadyError(
                 f"{self._task_name}: the model was still not initialized after "
                 f"{self._max_wait_secs:.0f} s of waiting for the chief. The chief initializes "
@@ -125,9 +137,11 @@ def monitored_training_session(
     scaffold: v1.train.Scaffold,
     role_hooks: Any,
     chief_creator: ChiefSessionCreator | None = None,
+    ready: threading.Event | None = None,
 ) -> Any:
     """Open the task's MonitoredSession (see the module docstring for chief vs worker); a
-    chief uses ``chief_creator`` when given (the trainer asks it how the session started)."""
+    chief uses ``chief_creator`` when given (the trainer asks it how the session started), a
+    worker tries again at once when ``ready`` is set (the supervisor's ``ready`` command)."""
     if config.is_chief:
         return v1.train.MonitoredSession(
             session_creator=chief_creator or chief_session_creator(job, config, scaffold),
@@ -140,6 +154,7 @@ def monitored_training_session(
         config=config.session_config,
         task_name=f"{config.task_type}:{config.task_id}",
         max_wait_secs=job.timeouts.worker_ready_secs,
+        ready=ready,
     )
     return v1.train.MonitoredSession(
         session_creator=creator,

@@ -98,6 +98,7 @@ def train(
     stop_event: threading.Event,
     dump_listeners: list[Callable[[], None]] | None = None,
     after_training: Callable[[], None] | None = None,
+    ready: threading.Event | None = None,
 ) -> float | None:
     """Train ``task`` (a chief or worker that knows its cluster) until the loop should stop;
     reports ``session_ready``, ``progress`` and ``done``.
@@ -106,6 +107,8 @@ def train(
     the latest progress at once, so a stall report names the step the trainer really reached.
     ``after_training`` runs on the chief after the loop ended normally, before ``done`` is
     reported (the task passes the SavedModel export of ``train.export_on_finish``).
+    ``ready`` (a worker's; the task's ``Commands.ready_event``) is set when the supervisor
+    relays the chief's ``session_ready``: the worker then creates its session at once.
     Raises ``UserCodeError`` for errors that a restart cannot fix (module docstring).
     """
     job = task.job
@@ -122,7 +125,7 @@ def train(
                 chief_session_creator(job, config, graph.scaffold) if config.is_chief else None
             )
             with monitored_training_session(
-                job, config, graph.scaffold, role_hooks, chief_creator=creator
+                job, config, graph.scaffold, role_hooks, chief_creator=creator, ready=ready
             ) as sess:
                 while not sess.should_stop() and not (
                     creator and creator.joined_at(job.train.max_steps)

@@ -22,6 +22,7 @@ def test_quick_hook_cost_writes_a_report(tmp_path):
 
 
 def _cluster_run(trainers: int = 3, actors: bool = False) -> ClusterRun:
+    phases = {"task_process_start": 0.5, "tensorflow_import": 6.0, "launch_to_all_stepping": 9.0}
     rss = {"chief:0": 700.0, "worker:0": 690.0, "worker:1": 690.0, "ps:0": 650.0}
     return ClusterRun(
         first_step_secs=8.0,
@@ -34,6 +35,8 @@ def _cluster_run(trainers: int = 3, actors: bool = False) -> ClusterRun:
         peak_rss_mb=rss,
         actor_rss_mb={k: 200.0 for k in rss} if actors else None,
         gone_secs={"chief:0": 0.2, "worker:0": 0.1, "ps:0": 0.3},
+        bring_up={**phases, **({"ray_connect": 0.01, "actor_start": 1.0} if actors else {})},
+        relay_join_secs=0.1,
     )
 
 
@@ -53,4 +56,6 @@ def test_report_renders_every_figure_from_results():
     for heading in ("1. Step throughput", "2. Bring-up", "3. Teardown", "4. Memory", "6. Scaling"):
         assert f"## {heading}" in text
     assert "## Explanations" in text
+    assert "| tensorflow import | 6.00 [6.00–6.00] (2) | 6.00 [6.00–6.00] (2) |" in text
+    assert "| actor start | — | 1.00 [1.00–1.00] (2) |" in text
     assert "## Failed runs" in text

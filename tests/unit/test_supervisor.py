@@ -880,3 +880,80 @@ def test_observers_get_finished_when_the_job_fails(tmp_path):
     assert result.summary["status"] == "failed"
     assert log.calls[-1] == ("finished", (result.summary,))
     assert ("worker:0", 1, "FAIL") in log.named("task_exited")
+
+
+# ---- the chief's session_ready, relayed to the workers -----------------------------------
+
+
+def _later(secs: float, key: str, name: str, **fields: Any) -> Step:
+    """``secs`` pass on the fake clock, then ``key`` sends the event."""
+
+    def run(world: World) -> None:
+        world.clock.now += secs
+        world.event(key, name, **fields)
+
+    return run
+
+
+def test_the_chiefs_session_ready_is_relayed_to_every_worker_as_ready(tmp_path):
+    keys = ["chief:0", "worker:0", "worker:1", "ps:0", "evaluator:0"]
+    servers_up = after(lambda w: all(w.sent(k, "cluster") for k in keys))
+    script = [
+        servers_up,
+        check(lambda w: not any(w.sent(k, "ready") for k in keys)),
+        _later(2.0, "chief:0", "session_ready", global_step=0),
+        _later(0.25, "worker:0", "session_ready", global_step=0),
+        _later(0.5, "worker:1", "session_ready", global_step=0),
+        progress("chief:0", 50),
+        finish(100),
+    ]
+    result = supervise(tmp_path, script, cluster={"workers": 2, "ps": 1, "evaluator": 1})
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    timings = result.summary["timings"]
+    assert timings["join_delay_secs.worker:0"] == 0.25
+    assert timings["join_delay_secs.worker:1"] == 0.75
+    assert "join_delay_secs.chief:0" not in timings
+    assert [len(result.world.sent(k, "ready")) for k in keys] == [0, 1, 1, 0, 0]
+    assert result.world.index("send", "worker:0", "ready") > result.world.index(
+        "send", "worker:0", "cluster"
+    )
+
+
+def test_a_restarted_chief_tells_the_workers_again_and_exited_workers_are_skipped(tmp_path):
+    script = [
+        _later(1.0, "chief:0", "session_ready", global_step=0),
+        _later(0.5, "worker:0", "session_ready", global_step=0),
+        progress("chief:0", 40),
+        crash("chief:0"),
+        after(lambda w: w.starts.get("chief:0") == 2 and bool(w.sent("chief:0", "cluster"))),
+        step(World.exit, "worker:1", 0),
+        _later(3.0, "chief:0", "session_ready", global_step=40),
+        finish(100),
+    ]
+    result = supervise(tmp_path, script, cluster={"workers": 2, "ps": 1})
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    world = result.world
+    assert len(world.sent("worker:0", "ready")) == 2  # once per chief session
+    assert len(world.sent("worker:1", "ready")) == 1  # not after it exited
+    assert result.summary["timings"]["join_delay_secs.worker:0"] == 0.5  # the first only
+
+
+def test_run_json_has_the_bring_up_breakdown(tmp_path):
+    script = [
+        step(World.event, "chief:0", "session_ready", global_step=0),
+        step(World.event, "worker:0", "session_ready", global_step=0),
+        progress("chief:0", 1),
+        progress("worker:0", 2),
+        finish(100),
+    ]
+    result = supervise(tmp_path, script)
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    timings = result.summary["timings"]
+    phases = timings["bring_up"]  # fake tasks send no times: the driver's receipt is used
+    assert {"task_process_start", "rendezvous", "chief_session", "first_step"} <= set(phases)
+    assert "ray_connect" not in phases and "actor_start" not in phases
+    assert all(secs >= 0 for secs in phases.values())
+    tasks = timings["bring_up_tasks"]
+    assert set(tasks) == {"chief:0", "worker:0", "ps:0"}
+    assert {"launched", "address", "cluster_sent", "server_started"} <= set(tasks["ps:0"])
+    assert {"session_ready", "first_step"} <= set(tasks["worker:0"])
