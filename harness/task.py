@@ -46,7 +46,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from harness import protocol
+from harness import data_client, protocol
 from harness.faults import FAULT_INJECT_ENV, BindFault, KillFault, parse_fault
 from harness.identity import DEFAULT_NODE_IP, ROLES, TaskId, TaskSpec
 from harness.job import JobSpec, JobSpecError
@@ -81,6 +81,8 @@ class Commands:
                 self._clusters.put(command["cluster"])
             elif command["cmd"] == "stop":
                 self.stop_event.set()
+            elif command["cmd"] in data_client.COMMANDS:
+                data_client.deliver(command)
             elif command["cmd"] == "dump_stacks":
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
                 sys.stderr.flush()
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         task = TaskSpec(task_id, job, node_ip=node_ip)
         if isinstance(fault, KillFault):
             report = fault.arm(task_id.key, task_id.role, job.model_dir, report)
+        data_client.connect(report)  # harness.data's requests go out the same way
         bind_fault = fault if isinstance(fault, BindFault) else None
         code = run_task(task, report, commands, bind_fault)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the supervisor
