@@ -103,4 +103,6 @@ def test_which_restarts_roll_the_queue_back(tmp_path):
     live = job(tmp_path, cluster={"ps": 1})
     assert not rolls_back(live, "chief:0") and not rolls_back(live, "worker:0")
     assert rolls_back(job(tmp_path, cluster={"ps": 0}), "chief:0")
-    assert rolls_back(job(tmp_path, cluster={"ps": 1}, failure={"chief_restart": "checkpoint"}), "chief:0")
+    assert rolls_back(
+        job(tmp_path, cluster={"ps": 1}, failure={"chief_restart": "checkpoint"}), "chief:0"
+    )
