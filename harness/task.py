@@ -61,7 +61,8 @@ class Commands:
 
     ``cluster`` commands are queued for ``wait_for_cluster``; ``stop`` sets ``stop_event``;
     ``dump_stacks`` prints every thread's stack to stderr, then calls each of
-    ``dump_listeners`` (a trainer reports its latest step there); EOF (the supervisor is gone)
+    ``dump_listeners`` (a trainer reports its latest step there); ``shard`` and
+    ``checkpoint_go`` go to ``harness.data_client``; EOF (the supervisor is gone)
     ends the process immediately.
     """
 
