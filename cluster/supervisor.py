@@ -37,6 +37,8 @@ from cluster.lifecycle import Rendezvous, State, TaskState
 from cluster.observe import Observers, RunObserver
 from cluster.plan import Plan, TaskPlan
 from cluster.record import RunRecord, write_run_json
+from cluster.shards import EVENTS as SHARD_EVENTS
+from cluster.shards import ShardService
 from harness import protocol
 
 STACK_DUMP_SECS = 1.5  # how long the stall watchdog waits for stacks and latest steps
@@ -67,6 +69,7 @@ class Supervisor:
         self._pending: tuple[policy.Decision, str] | None = None  # what RESTARTING does
         self.record = RunRecord(console, clock, self.job.train.max_steps)
         self.cluster: dict[str, list[str]] = {}
+        self.shards = ShardService(self.job, console.info)  # data: (cluster.shards)
         self.chief_done = False
         self.stop_sent: dict[str, float] = {}
         self._workers_done_at: float | None = None
@@ -110,6 +113,7 @@ class Supervisor:
     def _starting(self) -> State:
         """STARTING -> RENDEZVOUS: start every task; they rendezvous with fresh ports."""
         self.stop_sent.clear()
+        self.shards.rollback()
         for task in self.plan.tasks:
             self._start(task)
         deadline = self.clock() + self.job.timeouts.startup_secs
@@ -174,6 +178,7 @@ class Supervisor:
         assert self._pending is not None
         (decision, key), self._pending = self._pending, None
         if decision is policy.Decision.RESTART_TASK:
+            self.shards.task_restarting(key)
             self._start(self.plan.task(key))
             deadline = self.clock() + self.job.timeouts.startup_secs
             if self.rendezvous is None:
@@ -229,6 +234,7 @@ class Supervisor:
             self._on_event(key, state, message.data)
             return None
         state.exited, state.exit_code = True, message.data
+        self.shards.exited(key)
         return self._on_exit(key, state)
 
     def _on_event(self, key: str, state: TaskState, event: dict[str, Any]) -> None:
@@ -256,6 +262,8 @@ class Supervisor:
             self.observers.call("evaluation", *self.record.evaluation(event))
         elif name in ("error", "user_error"):
             state.error = event
+        elif name in SHARD_EVENTS:
+            self.shards.on_event(key, state.handle, event)
 
     def _on_session_ready(self, key: str) -> None:
         """The chief's variables are ready: workers waiting for them are told (``ready``)."""

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.data_spec import DataConfig
 from harness.errors import HarnessError, user_location
 
 _FN_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -216,16 +217,15 @@ class JobSpec(_Strict):
     timeouts: TimeoutConfig = TimeoutConfig()
     placement: PlacementConfig = PlacementConfig()
     eval: EvalConfig = EvalConfig()
-    # serving_input_fn for `harness export`: "module:function" returning a
-    # tf.estimator-style ServingInputReceiver-like (features, receiver_tensors) pair.
+    # serving_input_fn for `harness export`: "module:function" -> (features, receiver_tensors).
     serving_input_fn: str | None = None
     # With the default serving inputs: the input_fn features a client sends. None: the
     # features the export outputs depend on (labels carried as features are left out).
     serving_features: list[str] | None = None
-    # Which Keras the model code gets: "legacy" (tf_keras, TF_USE_LEGACY_KERAS=1: what
-    # tf.compat.v1.layers and TF 1.x-era code need) or "keras3" (code written for Keras 3).
-    # See harness/legacy_keras.py.
+    # Which Keras the model code gets: "legacy" (tf_keras, TF_USE_LEGACY_KERAS=1, what TF 1.x
+    # era code needs) or "keras3" (code written for Keras 3). See harness/legacy_keras.py.
     keras: Literal["legacy", "keras3"] = "legacy"
+    data: DataConfig | None = None  # shards the supervisor hands out (harness/data_spec.py)
     # TensorBoard on model_dir while `harness run` runs: true (port 6006), false, or a port
     # (0: a free one); `--tensorboard [PORT]` overrides it. See cluster/tensorboard.py.
     tensorboard: bool | int = False

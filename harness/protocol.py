@@ -28,6 +28,9 @@ Events (``{"event": NAME, ...}``):
   graph, a NaN loss; never retried (exit code ``EXIT_USER_ERROR``).
 - ``error``        {message, traceback}: anything else; the failure policy decides.
   In both, ``message`` is one line: the exception's type and text and the user's frame.
+- ``shard_request`` {epoch}, ``shards_done`` {shards: [[epoch, index], ...]},
+  ``checkpoint_saving`` {step}, ``checkpoint_saved`` {step}: the shard queue of the job's
+  ``data:`` (``harness.data_client``, ``cluster.shards``).
 
 Commands (``{"cmd": NAME, ...}``):
 
@@ -39,6 +42,8 @@ Commands (``{"cmd": NAME, ...}``):
   next poll (polling stays the fallback: a lost or early ``ready`` costs one poll interval).
 - ``dump_stacks`` {}: print every thread's Python stack to stderr (stall diagnosis); a trainer
   then sends a ``progress`` event with the latest step it finished.
+- ``shard`` {status: shard|wait|end, shard}: the answer to ``shard_request``;
+  ``checkpoint_go`` {}: the answer to ``checkpoint_saving`` (the chief may save now).
 """
 
 from __future__ import annotations

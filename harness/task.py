@@ -47,7 +47,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from harness import protocol
+from harness import data_client, protocol
 from harness.faults import FAULT_INJECT_ENV, BindFault, KillFault, parse_fault
 from harness.identity import DEFAULT_NODE_IP, ROLES, TaskId, TaskSpec
 from harness.job import JobSpec, JobSpecError
@@ -62,8 +62,10 @@ class Commands:
 
     ``cluster`` commands are queued for ``wait_for_cluster``; ``stop`` sets ``stop_event``;
     ``ready`` (the chief's variables are ready) sets ``ready_event``, on which a waiting
-    worker's session creator wakes up (``harness.runtime.join``); ``dump_stacks`` prints every thread's stack to stderr, then calls each of
-    ``dump_listeners`` (a trainer reports its latest step there); EOF (the supervisor is gone)
+    worker's session creator wakes up (``harness.runtime.join``); ``dump_stacks`` prints every
+    thread's stack to stderr, then calls each of ``dump_listeners`` (a trainer reports its
+    latest step there); ``shard`` and ``checkpoint_go`` go to ``harness.data_client``; EOF
+    (the supervisor is gone)
     ends the process immediately.
     """
 
@@ -86,6 +88,8 @@ class Commands:
                 self.stop_event.set()
             elif command["cmd"] == "ready":
                 self.ready_event.set()
+            elif command["cmd"] in data_client.COMMANDS:
+                data_client.deliver(command)
             elif command["cmd"] == "dump_stacks":
                 faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
                 sys.stderr.flush()
@@ -225,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         task = TaskSpec(task_id, job, node_ip=node_ip)
         if isinstance(fault, KillFault):
             report = fault.arm(task_id.key, task_id.role, job.model_dir, report)
+        data_client.connect(report)  # harness.data's requests go out the same way
         bind_fault = fault if isinstance(fault, BindFault) else None
         code = run_task(task, report, commands, bind_fault)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the supervisor

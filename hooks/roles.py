@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import tensorflow as tf
 
+from harness import data_client
 from hooks import steady
 from hooks.progress import ProgressHook, Report
+from hooks.shards import ShardAckHook, ShardCheckpointListener
 from hooks.stop import StopSignalHook
 
 if TYPE_CHECKING:
@@ -116,12 +118,21 @@ def _checkpoint_cadence(job: JobSpec) -> str:
 
 
 def _build_checkpoint_saver(ctx: BuildContext) -> SessionRunHook:
+    client = data_client.current() if ctx.task is not None and ctx.job.data else None
     return v1.train.CheckpointSaverHook(
         ctx.job.model_dir,
         save_secs=ctx.job.train.checkpoint_secs,
         save_steps=ctx.job.train.save_checkpoints_steps,
         scaffold=ctx.scaffold,
+        listeners=[ShardCheckpointListener(client)] if client is not None else None,
     )
+
+
+def _shard_client(ctx: BuildContext) -> data_client.ShardClient:
+    client = data_client.current()
+    if client is None:
+        raise ValueError("ShardAckHook runs only in a cluster task (no shard client)")
+    return client
 
 
 def _task(ctx: BuildContext) -> TaskSignals:
@@ -189,6 +200,15 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
             every_n_iter=ctx.job.train.log_step_count_steps,
         ),
         fetches="loss, step",
+    ),
+    DefaultHook(  # before ProgressHook: a step's shards are done before anything else
+        "ShardAckHook",
+        TRAINERS,
+        lambda job: "each step (data: its shards are done)",
+        "harness",
+        lambda ctx: ShardAckHook(_shard_client(ctx)),
+        task_only=True,
+        enabled=lambda job: job.data is not None,
     ),
     DefaultHook(
         "ProgressHook",

@@ -119,6 +119,7 @@ def test_who_adds_each_default_hook(tmp_path):
         "StopAtStepHook": "Estimator",
         "NanTensorHook": "Estimator",
         "LoggingTensorHook": "Estimator",
+        "ShardAckHook": "harness",
         "ProgressHook": "harness",
         "StopSignalHook": "harness",
         "UserHookGuard": "harness",
@@ -295,3 +296,10 @@ def test_only_the_summary_saver_adds_a_second_fetch_set(tmp_path, monkeypatch):
     rows = {row.name: row.fetches for row in roles.DEFAULT_HOOKS}
     assert "(+summaries)" in rows["SummarySaverHook"]
     assert all("(+" not in f for name, f in rows.items() if name != "SummarySaverHook")
+
+
+def test_the_shard_hook_is_a_row_only_with_a_data_section(tmp_path):
+    assert "ShardAckHook" not in _names(roles.rows_for("worker", _job(tmp_path)))
+    job = _job(tmp_path).model_copy(update={"data": {"examples": 8, "shard_size": 2}})
+    assert "ShardAckHook" in _names(roles.rows_for("worker", job))
+    assert "ShardAckHook" not in _names(roles.rows_for("worker", job, in_task=False))
