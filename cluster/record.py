@@ -72,8 +72,9 @@ class RunRecord:
     def progress(self, state: TaskState, event: dict[str, Any]) -> None:
         """A trainer's ``session_ready``, ``progress`` or ``done``."""
         now = self.clock()
-        if event.get("event") == "session_ready":  # its steps are due from now on
-            state.last_advance = now
+        if event.get("event") == "session_ready":  # its steps are due from now on: the
+            state.last_advance = now  # stall watchdog counts from here, for it and the job
+            self.last_global_advance = max(self.last_global_advance, now)
         state.has_session = True
         steps = int(event.get("local_steps", state.local_steps))
         if steps > state.local_steps:

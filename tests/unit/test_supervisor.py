@@ -591,6 +591,20 @@ def test_a_first_step_that_comes_late_is_not_a_stall(tmp_path):
     assert not result.world.sent("chief:0", "dump_stacks")
 
 
+def test_a_session_that_comes_late_restarts_the_stall_count_and_is_named(tmp_path):
+    # On a loaded machine a trainer's session may be ready long after the rendezvous; the
+    # watchdog counts from the latest session, so every stalled trainer is named, none missed.
+    def late_sessions(world: World) -> None:
+        world.clock.now += 50
+        world.event("chief:0", "session_ready", global_step=0)
+        world.event("worker:0", "session_ready", global_step=0)
+
+    script = [check(lambda w: w.sent("chief:0", "cluster")), late_sessions]
+    result = supervise(tmp_path, script, failure={"stall_timeout_secs": 60})
+    assert result.summary["status"] == "failed"
+    assert "stuck at step 0. Stalled tasks: chief:0, worker:0." in result.summary["error"]
+
+
 def test_a_backlog_in_the_inbox_is_taken_in_before_the_watchdog_judges(tmp_path):
     # The supervisor itself was starved: while it did not run, the chief moved on; its report
     # waits in the queue behind a worker's report of an older step.
