@@ -3,7 +3,8 @@
 - ``TaskHandle`` / ``Launcher``: what every launcher implements (local processes, Ray actors).
 - ``Inbox``: where a launcher delivers each task's output lines (events are decoded, other
   lines are printed with the task's prefix and logged) and its exit.
-- ``JobFailed``: the job failed; the message names the task and the cause.
+- ``JobFailed``: the job failed; the message names the task and the cause. ``Unplaced``:
+  a launcher cannot place a task again (the policy decides).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ class JobFailed(HarnessError, RuntimeError):
         super().__init__(message, role=role, index=index)
         self.user_error = user_error
         self.traceback = traceback
+
+
+class Unplaced(JobFailed):
+    """A task could not be started because its resources cannot be placed again (its Ray
+    bundle's node is gone and no node takes it within ``placement.timeout_secs``). The
+    message says what the task needs and what the cluster has; the supervisor asks the
+    policy (``cluster.policy.decide_unplaced``) whether the job goes on without the task."""
 
 
 class TaskHandle(Protocol):

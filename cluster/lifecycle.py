@@ -14,8 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cluster.handles import JobFailed, Unplaced
+
 if TYPE_CHECKING:
     from cluster.plan import Plan
+    from harness.job import ClusterSpecConfig
 
 
 class State(enum.Enum):
@@ -44,6 +47,7 @@ class TaskState:
     last_advance: float = field(default_factory=time.monotonic)
     has_session: bool = False  # this instance reported its session (or a step)
     error: dict[str, Any] | None = None
+    dropped: bool = False  # cannot be placed again: the job goes on without it
 
     def started(self, handle: Any, now: float) -> None:
         """A new instance of the task: what the previous one reported no longer holds."""
@@ -60,7 +64,7 @@ class Rendezvous:
 
     ``fresh``: every task, with fresh ports; the cluster is built once all have reported.
     Otherwise the tasks rejoin the running cluster (``cluster`` already set): each gets it as
-    soon as it reports, and binds its old address.
+    soon as it reports, and binds its old address. A dropped task is not waited for.
     """
 
     keys: list[str]
@@ -72,19 +76,23 @@ class Rendezvous:
     def rejoining(self, key: str) -> bool:
         return not self.fresh and key in self.keys
 
+    def live(self, tasks: dict[str, TaskState]) -> list[str]:
+        """The keys waited for: those not dropped (``TaskState.dropped``)."""
+        return [k for k in self.keys if not tasks[k].dropped]
+
     def all_reported(self, tasks: dict[str, TaskState]) -> bool:
-        return all(tasks[k].address for k in self.keys)
+        return all(tasks[k].address for k in self.live(tasks))
 
     def due(self, tasks: dict[str, TaskState]) -> list[str]:
         """The tasks to send the cluster to now: reported, not sent it yet, cluster built."""
         if not self.cluster_built:
             return []
-        keys = [k for k in self.keys if k not in self.sent and tasks[k].address]
+        keys = [k for k in self.live(tasks) if k not in self.sent and tasks[k].address]
         self.sent.update(keys)
         return keys
 
     def complete(self, tasks: dict[str, TaskState]) -> bool:
-        return all(tasks[k].server_started for k in self.keys)
+        return all(tasks[k].server_started for k in self.live(tasks))
 
     def add(self, key: str, deadline: float) -> None:
         """``key`` was (re)started: it reports again and needs the cluster again."""
@@ -101,10 +109,10 @@ class Rendezvous:
 
     def missing(self, tasks: dict[str, TaskState]) -> tuple[list[str], str]:
         """The tasks not there yet, and what they did not do (for the deadline's message)."""
-        no_address = [k for k in self.keys if not tasks[k].address]
+        no_address = [k for k in self.live(tasks) if not tasks[k].address]
         if no_address:
             return no_address, "report its address"
-        return [k for k in self.keys if not tasks[k].server_started], "start its TF server"
+        return [k for k in self.live(tasks) if not tasks[k].server_started], "start its TF server"
 
 
 def build_cluster(plan: Plan, tasks: dict[str, TaskState]) -> dict[str, list[str]]:
@@ -169,6 +177,25 @@ def startup_message(missing: list[str], what: str, startup_secs: float, log_dir:
     return (
         f"{', '.join(missing)} did not {what} within {startup_secs:g} s "
         f"(timeouts.startup_secs). Check {log_dir}/ for its output."
+    )
+
+
+def unplaced_failure(exc: Unplaced, key: str, shape: ClusterSpecConfig) -> JobFailed:
+    """A task that cannot be placed again fails the job (``policy.decide_unplaced``)."""
+    need = ""
+    if key.startswith("worker:"):
+        need = f"cluster.min_workers={shape.workers_needed} of {shape.workers} workers: "
+    message = f"{exc}\n  {need}the job cannot go on without {key}"
+    return JobFailed(message, role=exc.role, index=exc.index)
+
+
+def drop(key: str, tasks: dict[str, TaskState], shape: ClusterSpecConfig) -> str:
+    """Mark ``key`` dropped (no rendezvous, no end of the job waits for it); says so."""
+    tasks[key].dropped = True
+    left = sum(k.startswith("worker:") and not s.dropped for k, s in tasks.items())
+    return (
+        f"{key} cannot be placed again; the job goes on without it ({left} of {shape.workers} "
+        f"worker(s) left, cluster.min_workers={shape.workers_needed})"
     )
 
 

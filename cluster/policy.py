@@ -44,6 +44,15 @@ decided (``decide_exit``, from the classification and the budgets used so far):
 
 Deadlines (``decide_deadline``): tasks missing at ``timeouts.startup_secs`` fail the job
 when the whole cluster was starting, and restart the cluster when they were rejoining it.
+
+Node loss (Ray): a task restarted after its node died waits for its bundle to be placed
+again (``placement.timeout_secs``, the launcher). When it cannot be (``decide_unplaced``): a
+worker is dropped while at least ``cluster.min_workers`` workers remain (the job goes on
+without it), the evaluator is dropped (training never depends on it), anything else fails
+the job. A restarted task that reports another host than its address in the running
+cluster (``moved_host``) restarts the whole cluster: TF's gRPC runtime has the receiver
+of a tensor pull it (``RecvTensor``), so the ps dial every trainer that sends them gradients,
+at the address in the cluster spec they got at boot, which cannot change while they run.
 """
 
 from __future__ import annotations
@@ -51,8 +60,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from cluster.lifecycle import State
+from cluster.lifecycle import State, TaskState
 from harness import protocol
+from harness.job import ClusterSpecConfig
 
 MAX_RENDEZVOUS_ATTEMPTS = 5
 
@@ -63,6 +73,7 @@ class Decision(enum.Enum):
     RERUN_RENDEZVOUS = "re-run the rendezvous with fresh ports"
     FAIL = "fail the job"
     IGNORE = "ignore (training already finished)"
+    DROP_TASK = "go on without the task (it cannot be placed again)"
     NOTHING = "nothing to do (an expected exit)"
 
 
@@ -240,3 +251,38 @@ def charge(budget: Budget, failure: TaskFailure, decision: Decision) -> Budget:
     if RESTART_TABLE[failure.role].budget == "evaluator":
         return replace(budget, evaluator_failures=budget.evaluator_failures + 1)
     return replace(budget, failures=budget.failures + 1)
+
+
+def decide_unplaced(key: str, tasks: dict[str, TaskState], shape: ClusterSpecConfig) -> Decision:
+    """``key``'s bundle could not be placed again: drop it or fail (pure). ``tasks``: which
+    were dropped before; ``shape``: the job's ``cluster`` (``min_workers``)."""
+    role = key.split(":")[0]
+    if role == "evaluator":
+        return Decision.DROP_TASK
+    if role == "worker" and live_workers(tasks) - 1 >= shape.workers_needed:
+        return Decision.DROP_TASK
+    return Decision.FAIL
+
+
+def live_workers(tasks: dict[str, TaskState]) -> int:
+    """The workers not dropped."""
+    return sum(k.startswith("worker:") and not s.dropped for k, s in tasks.items())
+
+
+def moved_host(cluster: dict[str, list[str]], key: str, address: str | None) -> bool:
+    """Whether ``key``, restarted, reports another host than its address in the running
+    ``cluster`` (pure; the evaluator is not in the cluster: never). It then cannot rejoin on
+    its old address, and the running ps cannot reach a new one (``decide_moved``)."""
+    role, index = key.split(":")
+    host = (address or "").rsplit(":", 1)[0]
+    return role in cluster and host != cluster[role][int(index)].rsplit(":", 1)[0]
+
+
+def decide_moved(key: str, chief_done: bool, budget: Budget) -> tuple[TaskFailure, Decision]:
+    """A restarted task came back on another host, where the running cluster cannot reach it:
+    decided as a failed rejoin (the whole cluster restarts; nothing once the chief is done)."""
+    role, index = key.split(":")
+    failure = TaskFailure(
+        role, int(index), None, kind=ExitKind.REJOIN_FAILED, chief_done=chief_done
+    )
+    return failure, decide_exit(failure, budget)

@@ -19,6 +19,11 @@ pure ``cluster.ray_request.RayRequest`` (no Ray is imported); ``launch(request)`
   (``RayBackend(placement_group=pg, first_bundle=k)``, a Ray Tune trial's) nothing is
   created: the actors go into its bundles from ``k`` on, which must be the request's
   bundles, and the group is left to its owner.
+- A task started again (its own restart or the whole cluster's) first waits for its bundle:
+  when a node dies Ray places its bundles again where there is room
+  (``cluster.ray_placement``); if that does not happen within ``placement.timeout_secs``,
+  ``start`` raises ``cluster.handles.Unplaced`` (what the bundle needs, what the cluster has)
+  and the supervisor's policy decides whether the job goes on without the task.
 - Each task is a ``cluster.ray_actor.TaskActor`` named ``<job>-<role>-<index>`` in the
   namespace ``harness-<job>-<run id>``, scheduled into its bundle with ``max_restarts=0``
   (the supervisor's policy decides restarts). It runs ``python -m harness.task`` with the
@@ -45,18 +50,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from cluster.handles import Inbox, JobFailed
+from cluster.handles import Inbox, JobFailed, Unplaced
 from cluster.plan import Plan, TaskPlan, make_plan
 from cluster.ray_actor import TaskActor
 from cluster.ray_fate import RayFate
 from cluster.ray_handle import ACTOR_DIED, RayTaskHandle, first_line
+from cluster.ray_placement import lost_bundle_message, unplaceable_message, wait_bundle
 from cluster.ray_request import (
     RayRequest,
     actor_name,
     bundle_for,
     describe_ray_plan,
     embedded_num_cpus,
-    format_resources,
     oversubscription_warning,
     render,
 )
@@ -246,40 +251,7 @@ class RayLauncher:
         if pg is not None and self.request.owns_group:
             remove_placement_group(pg)
         self.placement_group = None
-        raise JobFailed(self._unplaceable_message())
-
-    def _unplaceable_message(self) -> str:
-        ray = self._ray
-        placement = self.job.placement
-        requested: dict[str, dict[str, Any]] = {}
-        for actor in self.request.actors:
-            entry = requested.setdefault(actor.task.role, {"count": 0, "bundle": actor.bundle})
-            entry["count"] += 1
-        per_role = ", ".join(
-            f"{role} {e['count']} x {format_resources(e['bundle'])}"
-            for role, e in requested.items()
-        )
-        totals: dict[str, float] = {}
-        for bundle in self.request.bundles:
-            for key, value in bundle.items():
-                totals[key] = totals.get(key, 0.0) + value
-        show = tuple(totals)  # what was asked for is shown even where the cluster has none
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        node_list = "; ".join(
-            f"{n.get('NodeManagerAddress')} {format_resources(n.get('Resources', {}), show)}"
-            for n in nodes
-        )
-        return (
-            f"the Ray placement group of job {self.job.name} could not be placed within "
-            f"{placement.timeout_secs:g} s (placement.timeout_secs, strategy "
-            f"{placement.strategy}).\n"
-            f"  requested: {per_role}; in total {format_resources(totals)}\n"
-            f"  the cluster has: {format_resources(ray.cluster_resources(), show)}, available "
-            f"now {format_resources(ray.available_resources(), show)}, on {len(nodes)} node(s): "
-            f"{node_list}\n"
-            "  Lower resources.<role>.cpu/gpu, use a larger Ray cluster (STRICT_SPREAD needs a "
-            "node per task), or raise placement.timeout_secs if nodes are still being added."
-        )
+        raise JobFailed(unplaceable_message(self.request, self._ray))
 
     # ---- Launcher interface ----------------------------------------------------------------
 
@@ -292,10 +264,19 @@ class RayLauncher:
         if previous is not None:  # its bundle and its name must be free for the new actor
             previous.kill()
             previous.wait_gone(timeout=30.0)
+            self._await_bundle(task)
         handle = RayTaskHandle(task, self._create_actor(task), inbox)
         self.handles[task.key] = handle
         self.all_handles.append(handle)
         return handle
+
+    def _await_bundle(self, task: TaskPlan) -> None:
+        """A task started again waits for its bundle, placed again by Ray if its node died
+        (``cluster.ray_placement``); ``Unplaced`` after ``placement.timeout_secs``."""
+        actor, timeout = self.request.actor(task.key), self.job.placement.timeout_secs
+        if not wait_bundle(self.placement_group, actor.bundle_index, timeout):
+            args = (task.key, actor.bundle_index, actor.bundle, timeout, self._ray)
+            raise Unplaced(lost_bundle_message(*args), role=task.role, index=task.index)
 
     def _create_actor(self, task: TaskPlan) -> Any:
         ray = self._ray

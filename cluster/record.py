@@ -154,6 +154,7 @@ class RunRecord:
             "steps_per_sec": self.training_rate(),
             "restarts": restarts,
             "failures": self.failure_log,
+            "dropped": [key for key, s in tasks.items() if s.dropped],
             "tasks": {
                 key: {
                     "local_steps": s.steps_before_restart + s.local_steps,

@@ -17,9 +17,10 @@ step and returns the next state, so a restart is a transition, never a recursion
   exited, the variable hosts (ps, or the chief without ps) get ``stop``; -> DONE once every
   task has exited. Success means the chief finished its training loop.
 - RESTARTING -> RENDEZVOUS (one task again) or -> STARTING (all torn down: a ps died, a
-  rejoin failed, fresh ports after a bind failure). A failure ends the job (``JobFailed``
-  names the task, its one-line ``message``, its last traceback lines; run.json's
-  ``user_error``: the user's code or data), as Ctrl-C does; ``teardown`` kills what is left.
+  rejoin failed, fresh ports after a bind failure); a task the launcher cannot place again
+  is dropped or fails the job. A failure ends the job (``JobFailed``: the task, its
+  ``message``, its last traceback lines; run.json's ``user_error``: the user's code or
+  data), as Ctrl-C does; ``teardown`` kills what is left.
   So does setting ``stop`` (a ``threading.Event``, from any thread; ``Inbox.get`` raises).
 """
 
@@ -30,9 +31,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cluster import lifecycle, policy, watchdogs
+from cluster import failure_report, lifecycle, policy, watchdogs
 from cluster.console import Console
-from cluster.handles import Inbox, JobFailed, Launcher, Message
+from cluster.handles import Inbox, JobFailed, Launcher, Message, Unplaced
 from cluster.lifecycle import Rendezvous, State, TaskState
 from cluster.observe import Observers, RunObserver
 from cluster.plan import Plan, TaskPlan
@@ -114,10 +115,10 @@ class Supervisor:
         """STARTING -> RENDEZVOUS: start every task; they rendezvous with fresh ports."""
         self.stop_sent.clear()
         self.shards.rollback()
-        for task in self.plan.tasks:
-            self._start(task)
-        deadline = self.clock() + self.job.timeouts.startup_secs
-        self.rendezvous = Rendezvous([t.key for t in self.plan.tasks], True, deadline)
+        for task in (t for t in self.plan.tasks if not self.tasks[t.key].dropped):
+            self._start(task)  # a task dropped now is not waited for (Rendezvous.live)
+        startup = self.clock() + self.job.timeouts.startup_secs
+        self.rendezvous = Rendezvous(list(self.tasks), True, startup)
         return State.RENDEZVOUS
 
     def _rendezvous(self) -> State:
@@ -127,6 +128,9 @@ class Supervisor:
         if rv.fresh and not rv.cluster_built and rv.all_reported(self.tasks):
             self.cluster, rv.cluster_built = lifecycle.build_cluster(self.plan, self.tasks), True
         for key in rv.due(self.tasks):
+            if policy.moved_host(self.cluster, key, self.tasks[key].address):
+                # back on another host, which the running ps cannot reach
+                return self._execute(key, *policy.decide_moved(key, self.chief_done, self.budget))
             self.tasks[key].handle.send(protocol.encode_command("cluster", cluster=self.cluster))
             self.record.bring_up.task_mark(key, "cluster_sent")
         if rv.complete(self.tasks):
@@ -179,7 +183,7 @@ class Supervisor:
         (decision, key), self._pending = self._pending, None
         if decision is policy.Decision.RESTART_TASK:
             self.shards.task_restarting(key)
-            self._start(self.plan.task(key))
+            self._start(self.plan.task(key))  # dropped, the rendezvous does not wait for it
             deadline = self.clock() + self.job.timeouts.startup_secs
             if self.rendezvous is None:
                 self.rendezvous = Rendezvous([key], False, deadline, cluster_built=True)
@@ -193,13 +197,27 @@ class Supervisor:
     # ---- tasks ---------------------------------------------------------------------------
 
     def _start(self, task: TaskPlan) -> None:
+        """Start ``task``, or drop it when it cannot be placed again (``_drop``)."""
         state = self.tasks[task.key]
         if state.handle is not None:  # a previous instance: gone before its successor starts
             state.handle.kill()
             state.handle.wait_gone(timeout=10.0)
         self.record.bring_up.task_mark(task.key, "launched")
-        state.started(self.launcher.start(task, self.inbox), self.clock())
+        try:
+            handle = self.launcher.start(task, self.inbox)
+        except Unplaced as exc:
+            return self._drop(task.key, exc)
+        state.started(handle, self.clock())
         self.observers.call("task_started", task.key)
+
+    def _drop(self, key: str, exc: Unplaced) -> None:
+        """Go on without ``key``, or fail naming its resources (``policy.decide_unplaced``)."""
+        decision = policy.decide_unplaced(key, self.tasks, self.job.cluster)
+        self.record.failure(key, None, decision.name)
+        self.observers.call("task_exited", key, None, decision.name)
+        if decision is policy.Decision.FAIL:
+            raise lifecycle.unplaced_failure(exc, key, self.job.cluster)
+        self.console.info(lifecycle.drop(key, self.tasks, self.job.cluster))
 
     def _send_stop(self, key: str) -> None:
         if key not in self.stop_sent and not (state := self.tasks[key]).exited:
@@ -318,7 +336,8 @@ class Supervisor:
                 self.rendezvous.drop(key)  # nothing waits for it any more
             return None
         if decision is policy.Decision.FAIL:
-            raise self._job_failed(key, state, failure, used)
+            tail, log_path = self.inbox.tails.get(key, ()), self.console.log_path(key)
+            raise failure_report.job_failed(failure, state, used, self.job, log_path, tail)
         if failure.kind is policy.ExitKind.BIND_FAILED:
             self.console.info(
                 f"a TF server could not bind its port (attempt {used.rendezvous_attempt}); "
@@ -339,26 +358,6 @@ class Supervisor:
             )
         self._pending = (decision, key)
         return State.RESTARTING
-
-    def _job_failed(
-        self, key: str, state: TaskState, failure: policy.TaskFailure, used: policy.Budget
-    ) -> JobFailed:
-        log_path, tail = self.console.log_path(key), self.inbox.tails.get(key, ())
-        if failure.kind is policy.ExitKind.STOP_GRACE:
-            grace = self.job.timeouts.stop_grace_secs
-            message = lifecycle.stop_grace_message(key, grace, log_path)
-        elif failure.kind is policy.ExitKind.BIND_FAILED:
-            message = lifecycle.bind_exhausted_message(used.rendezvous_attempt)
-        else:
-            counts = used.failures, self.job.failure.max_failures
-            code, user = failure.exit_code, failure.user_error
-            message = lifecycle.task_failure_message(
-                key, state, code, user, *counts, tail, log_path
-            )
-        lines = lifecycle.failure_lines(state, tail)
-        return JobFailed(
-            message, failure.user_error, role=failure.role, index=failure.index, traceback=lines
-        )
 
     # ---- watchdogs (TRAINING, STOPPING) --------------------------------------------------
 

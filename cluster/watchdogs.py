@@ -8,7 +8,7 @@ they say; they read ``cluster.lifecycle.TaskState`` and change nothing.
   ``timeouts.stop_grace_secs`` after every worker finished is told to stop (the stop signal
   ends the blocked step, hooks.stop; the chief finishes normally, final checkpoint
   included). A chief that still makes steps, or has no session yet (restarted), is left
-  alone.
+  alone. Dropped workers (``cluster.min_workers``) are not waited for.
 - ``stop_grace_secs``: how long a task told to stop may take before it is killed.
 - ``stalled_trainers``: the trainers whose steps stopped for ``failure.stall_timeout_secs``.
 """
@@ -29,7 +29,7 @@ def lingering_chief(
 ) -> tuple[float | None, str | None]:
     """``(workers_done_at, message)``: since when every worker has finished (None: they have
     not, or there are none), and why the chief must be told to stop (None: it must not)."""
-    workers = [s for k, s in tasks.items() if k.startswith("worker:")]
+    workers = [s for k, s in tasks.items() if k.startswith("worker:") and not s.dropped]
     chief = tasks["chief:0"]
     finished = bool(workers) and all(s.exited and s.done for s in workers)
     if chief_done or not chief.has_session or not finished:

@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.job import JobSpec, JobSpecError, _first_field, _format_errors
+from harness.job import JobSpec, JobSpecError
+from harness.job_errors import first_field, format_errors
 
 if TYPE_CHECKING:
     from cluster.backends import LaunchingBackend
@@ -76,7 +77,7 @@ class Job(JobSpec):
         try:
             super().__init__(**fields)
         except ValidationError as exc:
-            raise JobSpecError(_format_errors(exc, "Job"), field=_first_field(exc)) from None
+            raise JobSpecError(format_errors(exc, "Job", JobSpec), field=first_field(exc)) from None
 
 
 @dataclass(frozen=True)

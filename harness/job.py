@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.data_spec import DataConfig
 from harness.errors import HarnessError, user_location
+from harness.job_errors import first_field, format_errors
 
 _FN_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -55,6 +56,21 @@ class ClusterSpecConfig(_Strict):
     workers: int = Field(0, ge=0, le=256)
     ps: int = Field(0, ge=0, le=64)
     evaluator: int = Field(0, ge=0, le=1)
+    # The fewest workers the job goes on with once lost ones cannot be placed again (Ray:
+    # their node is gone and no other takes them); None: all of them (``workers_needed``).
+    min_workers: int | None = Field(None, ge=0)
+
+    @field_validator("min_workers")
+    @classmethod
+    def _at_most_workers(cls, value: int | None, info: Any) -> int | None:
+        if value is not None and value > info.data.get("workers", 0):
+            raise ValueError(f"must be at most cluster.workers ({info.data.get('workers', 0)})")
+        return value
+
+    @property
+    def workers_needed(self) -> int:
+        """``min_workers``, or every worker when it is not set."""
+        return self.workers if self.min_workers is None else self.min_workers
 
 
 TRAINER_ROLES: tuple[str, ...] = ("chief", "worker")
@@ -308,7 +324,9 @@ class JobSpec(_Strict):
         try:
             return JobSpec.model_validate(data)
         except ValidationError as exc:
-            raise JobSpecError(_format_errors(exc, origin), field=_first_field(exc)) from None
+            raise JobSpecError(
+                format_errors(exc, origin, JobSpec), field=first_field(exc)
+            ) from None
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
@@ -381,40 +399,3 @@ def _install_compat() -> None:
     import harness.compat
 
     harness.compat.install()
-
-
-def _first_field(exc: ValidationError) -> str | None:
-    """The field path of the first problem, as ``_format_errors`` writes it."""
-    errors = exc.errors()
-    if not errors or not errors[0]["loc"]:
-        return None
-    return ".".join(str(part) for part in errors[0]["loc"])
-
-
-def _format_errors(exc: ValidationError, origin: str) -> str:
-    lines = [f"{origin}: invalid job description ({exc.error_count()} problem(s)):"]
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
-            lines.append(f"  {loc}: {_unknown_key_message(error['loc'])}")
-        elif error["type"] == "missing":
-            lines.append(f"  {loc}: required field is missing; add it to the job file")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"  {loc}: {message} (got {error.get('input')!r})")
-    return "\n".join(lines)
-
-
-def _unknown_key_message(loc: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = JobSpec
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            break
-        model = annotation
-    allowed = sorted(model.model_fields)
-    key = str(loc[-1])
-    hint = difflib.get_close_matches(key, allowed, n=1)
-    suggestion = f" Did you mean '{hint[0]}'?" if hint else ""
-    return f"unknown key '{key}'.{suggestion} Allowed here: {', '.join(allowed)}"

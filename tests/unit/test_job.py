@@ -89,6 +89,16 @@ def test_negative_counts(tmp_path):
     assert "cluster.ps: Input should be greater than or equal to 0 (got -2)" in message
 
 
+def test_min_workers_is_at_most_workers_and_defaults_to_all(tmp_path):
+    job = load(tmp_path, MINIMAL + "cluster: {workers: 3, min_workers: 1}\n")
+    assert job.cluster.min_workers == 1 and job.cluster.workers_needed == 1
+    assert load(tmp_path, MINIMAL + "cluster: {workers: 3}\n").cluster.workers_needed == 3
+    message = error_of(tmp_path, MINIMAL + "cluster: {workers: 2, min_workers: 3}\n")
+    assert "cluster.min_workers: must be at most cluster.workers (2) (got 3)" in message
+    message = error_of(tmp_path, MINIMAL + "cluster: {workers: 2, min_workers: -1}\n")
+    assert "cluster.min_workers: Input should be greater than or equal to 0 (got -1)" in message
+
+
 def test_both_checkpoint_triggers_are_refused(tmp_path):
     text = MINIMAL.replace(
         "{max_steps: 10}", "{max_steps: 10, save_checkpoints_steps: 5, save_checkpoints_secs: 60}"

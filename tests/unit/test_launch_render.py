@@ -218,3 +218,17 @@ def test_the_ray_launcher_is_built_from_its_request_without_replanning():
     assert launcher.placement_group is None and not launcher.started_ray
     assert launcher.namespace.startswith("harness-rl-")
     launcher.close()  # never connected: nothing to do
+
+
+def test_a_task_started_again_waits_for_its_bundle_then_gives_up():
+    from cluster.ray_placement import wait_bundle
+
+    now = [0.0]
+    answers = iter([False, False, True])
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    assert wait_bundle(None, 1, timeout=10.0, placed=lambda pg, i: next(answers), clock=clock)
+    assert not wait_bundle(None, 1, timeout=2.0, placed=lambda pg, i: False, clock=clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.lifecycle import State
+from cluster.lifecycle import State, TaskState
 from cluster.policy import (
     MAX_RENDEZVOUS_ATTEMPTS,
     RESTART_TABLE,
@@ -18,7 +18,11 @@ from cluster.policy import (
     decide,
     decide_deadline,
     decide_exit,
+    decide_moved,
+    decide_unplaced,
+    moved_host,
 )
+from harness.job import ClusterSpecConfig
 
 
 @pytest.mark.parametrize(
@@ -162,3 +166,57 @@ def test_charge_counts_each_budget_and_the_rendezvous_attempts():
     budget = charge(budget, rejoin, Decision.RESTART_CLUSTER)  # not a failure of its own
     assert (budget.failures, budget.rendezvous_attempt) == (1, 1)
     assert charge(budget, worker, Decision.FAIL) == budget
+
+
+# ---- node loss ------------------------------------------------------------------------------
+
+
+def _shape(workers: int, min_workers: int | None = None) -> ClusterSpecConfig:
+    return ClusterSpecConfig(workers=workers, ps=1, evaluator=1, min_workers=min_workers)
+
+
+def _tasks(workers: int, dropped: tuple[str, ...] = ()) -> dict[str, TaskState]:
+    keys = ["chief:0", "ps:0", "evaluator:0", *(f"worker:{i}" for i in range(workers))]
+    return {k: TaskState(dropped=k in dropped) for k in keys}
+
+
+@pytest.mark.parametrize(
+    ("key", "min_workers", "dropped", "expected"),
+    [
+        ("worker:1", None, (), Decision.FAIL),  # default: every worker is needed
+        ("worker:1", 2, (), Decision.DROP_TASK),
+        ("worker:1", 2, ("worker:0",), Decision.FAIL),  # 1 left would be fewer than 2
+        ("worker:2", 1, ("worker:0",), Decision.DROP_TASK),
+        ("worker:0", 0, ("worker:1", "worker:2"), Decision.DROP_TASK),
+        ("chief:0", 0, (), Decision.FAIL),
+        ("ps:0", 0, (), Decision.FAIL),
+        ("evaluator:0", None, (), Decision.DROP_TASK),  # training never depends on it
+    ],
+)
+def test_a_task_that_cannot_be_placed_again(key, min_workers, dropped, expected):
+    shape = _shape(3, min_workers)
+    assert decide_unplaced(key, _tasks(3, dropped), shape) is expected
+
+
+def test_min_workers_defaults_to_every_worker():
+    assert _shape(3).workers_needed == 3 and _shape(3, 0).workers_needed == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "address", "moved"),
+    [
+        ("worker:1", "10.0.0.2:9", False),  # its host: it binds its old address
+        ("worker:1", "10.0.0.3:9", True),  # the ps would still dial 10.0.0.2
+        ("chief:0", "10.0.0.3:2", True),
+        ("evaluator:0", "10.0.0.3:0", False),  # not in the cluster
+    ],
+)
+def test_a_restarted_task_back_on_another_host(key, address, moved):
+    cluster = {"chief": ["10.0.0.1:2"], "worker": ["10.0.0.1:3", "10.0.0.2:4"], "ps": ["x:5"]}
+    assert moved_host(cluster, key, address) is moved
+
+
+def test_a_task_back_on_another_host_restarts_the_whole_cluster():
+    failure, decision = decide_moved("worker:0", False, Budget(max_failures=3))
+    assert failure.kind is ExitKind.REJOIN_FAILED and decision is Decision.RESTART_CLUSTER
+    assert decide_moved("worker:0", True, Budget(max_failures=3))[1] is Decision.IGNORE

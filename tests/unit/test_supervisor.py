@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from cluster.console import Console
-from cluster.handles import Inbox
+from cluster.handles import Inbox, Unplaced
 from cluster.observe import RunObserver
 from cluster.plan import TaskPlan, make_plan
 from cluster.policy import MAX_RENDEZVOUS_ATTEMPTS
@@ -47,7 +47,9 @@ class World:
     Behaviour sets hold a task key (every instance of it) or ``(key, instance)`` (instance
     1 is the first start): ``silent`` tasks do not report their address when started,
     ``no_server`` ones do not start their TF server, ``bind_fail`` ones fail to bind it
-    (``bind_failed`` and exit 3), ``ignore_stop`` ones do nothing on ``stop``.
+    (``bind_failed`` and exit 3), ``ignore_stop`` ones do nothing on ``stop``, ``unplaced``
+    ones cannot be started (the launcher raises ``Unplaced``: their node is gone).
+    ``hosts`` maps a key or ``(key, instance)`` to the host it reports (default 127.0.0.1).
     """
 
     def __init__(self, clock: Clock) -> None:
@@ -64,6 +66,8 @@ class World:
         self.no_server: set[Any] = set()
         self.bind_fail: set[Any] = set()
         self.ignore_stop: set[Any] = set()
+        self.unplaced: set[Any] = set()
+        self.hosts: dict[Any, str] = {}
         self.dump_steps: dict[str, int] = {}
         self.step = 0
         self.gets = 0
@@ -150,7 +154,9 @@ class FakeHandle:
         if not self.reported and not self.exited:
             self.reported = True
             port = 0 if self.role == "evaluator" else self.world.next_port()
-            self.event("address", host="127.0.0.1", port=port)
+            hosts = self.world.hosts
+            host = hosts.get((self.key, self.instance), hosts.get(self.key, "127.0.0.1"))
+            self.event("address", host=host, port=port)
 
     # ---- TaskHandle ----------------------------------------------------------------------
 
@@ -205,6 +211,10 @@ class FakeLauncher:
     def start(self, task: TaskPlan, inbox: Inbox) -> FakeHandle:
         world = self.world
         world.stack_depths.append(len(inspect.stack(0)))
+        instance = world.starts.get(task.key, 0) + 1
+        if task.key in world.unplaced or (task.key, instance) in world.unplaced:
+            world.note("unplaced", task.key)
+            raise Unplaced(f"{task.key} cannot be started again: bundle {{CPU: 1}}", role=task.role)
         world.starts[task.key] = world.starts.get(task.key, 0) + 1
         handle = FakeHandle(task, inbox, world, world.starts[task.key])
         world.all.append(handle)
@@ -339,6 +349,7 @@ SUMMARY_KEYS = {
     "steps_per_sec",
     "restarts",
     "failures",
+    "dropped",
     "tasks",
     "timings",
     "eval",
@@ -971,3 +982,93 @@ def test_run_json_has_the_bring_up_breakdown(tmp_path):
     assert set(tasks) == {"chief:0", "worker:0", "ps:0"}
     assert {"launched", "address", "cluster_sent", "server_started"} <= set(tasks["ps:0"])
     assert {"session_ready", "first_step"} <= set(tasks["worker:0"])
+
+
+# ---- node loss: a task that cannot be placed again, a task back on another host -----------
+
+
+def _lose_worker_node(world: World) -> None:
+    world.unplaced.update({("worker:1", 2)})
+
+
+@pytest.mark.parametrize("min_workers", [1, 0])
+def test_a_worker_that_cannot_be_placed_again_is_dropped_when_min_workers_allows(
+    tmp_path, min_workers
+):
+    script = [progress("chief:0", 10), crash("worker:1", -9), progress("chief:0", 50)]
+    script += [finish(100)]
+    result = supervise(
+        tmp_path,
+        script,
+        setup=_lose_worker_node,
+        cluster={"workers": 2, "ps": 1, "min_workers": min_workers},
+    )
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert result.decisions == [("worker:1", "RESTART_TASK"), ("worker:1", "DROP_TASK")]
+    assert result.summary["dropped"] == ["worker:1"]
+    assert result.world.starts == {"chief:0": 1, "worker:0": 1, "worker:1": 1, "ps:0": 1}
+    assert "worker:1 cannot be placed again; the job goes on without it (1 of 2" in result.out
+    # the end does not wait for it: the ps got stop once worker:0 had exited
+    assert result.world.sent("ps:0", "stop")
+
+
+def test_a_worker_that_cannot_be_placed_again_fails_the_job_without_min_workers(tmp_path):
+    script = [progress("chief:0", 10), crash("worker:1", -9)]
+    result = supervise(tmp_path, script, setup=_lose_worker_node, cluster={"workers": 2, "ps": 1})
+    assert result.summary["status"] == "failed"
+    error = result.summary["error"]
+    assert error.startswith("worker:1 cannot be started again: bundle {CPU: 1}")
+    assert "cluster.min_workers=2 of 2 workers: the job cannot go on without worker:1" in error
+    assert (result.failure.role, result.failure.index) == ("worker", None)
+    assert result.decisions == [("worker:1", "RESTART_TASK"), ("worker:1", "FAIL")]
+
+
+def test_a_dropped_worker_is_not_started_again_with_the_whole_cluster(tmp_path):
+    script = [progress("chief:0", 10), crash("worker:1", -9), progress("chief:0", 20)]
+    script += [crash("ps:0", -9), after(lambda w: w.starts["ps:0"] == 2)]
+    script += [progress("chief:0", 50), finish(100)]
+    result = supervise(
+        tmp_path,
+        script,
+        setup=_lose_worker_node,
+        cluster={"workers": 2, "ps": 1, "min_workers": 1},
+    )
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert result.world.starts == {"chief:0": 2, "worker:0": 2, "worker:1": 1, "ps:0": 2}
+    cluster = result.world.sent("chief:0", "cluster", instance=2)[0]["cluster"]
+    assert len(cluster["worker"]) == 2  # its index stays in the spec; nobody dials it
+    assert result.summary["dropped"] == ["worker:1"]
+
+
+def test_the_ps_that_cannot_be_placed_again_fails_the_job_naming_it(tmp_path):
+    script = [progress("chief:0", 10), crash("ps:0", -9)]
+    result = supervise(
+        tmp_path,
+        script,
+        setup=lambda w: w.unplaced.add(("ps:0", 2)),
+        cluster={"workers": 2, "ps": 1, "min_workers": 0},
+    )
+    assert result.summary["status"] == "failed"
+    assert "the job cannot go on without ps:0" in result.summary["error"]
+
+
+@pytest.mark.parametrize(("victim", "ps"), [("worker:0", 1), ("chief:0", 1), ("chief:0", 0)])
+def test_a_task_back_on_another_host_restarts_the_whole_cluster(tmp_path, victim, ps):
+    script = [progress("chief:0", 10), crash(victim, -9)]
+    script += [after(lambda w: w.starts[victim] == 3), progress("chief:0", 50)]
+    script += [finish(100, exit_chief=None if ps else False)]
+    result = supervise(
+        tmp_path,
+        script,
+        setup=lambda w: w.hosts.update({(victim, 2): "10.0.0.9", (victim, 3): "10.0.0.9"}),
+        cluster={"workers": 1, "ps": ps},
+    )
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    others = {k: 2 for k in result.world.starts if k != victim}
+    assert result.world.starts == {**others, victim: 3}
+    assert f"{victim} could not rejoin on its old address; restarting the whole cluster" in (
+        result.out
+    )
+    # the fresh cluster has its new address, for every task
+    fresh = result.world.sent("chief:0", "cluster")[0]["cluster"]
+    assert fresh[victim.split(":")[0]][0].startswith("10.0.0.9:")
