@@ -28,7 +28,8 @@ def format_errors(exc: ValidationError, origin: str, root: type[BaseModel]) -> s
         if error["type"] == "extra_forbidden":
             lines.append(f"  {loc}: {_unknown_key_message(error['loc'], root)}")
         elif error["type"] == "missing":
-            lines.append(f"  {loc}: required field is missing; add it to the job file")
+            where = "" if origin == "Job" else " to the job file"  # Job: harness.Job(...)
+            lines.append(f"  {loc}: required field is missing; add it{where}")
         else:
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"  {loc}: {message} (got {error.get('input')!r})")

@@ -7,6 +7,7 @@ with its milestones (seconds since the launch).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -62,6 +63,6 @@ def print_timings(run: dict[str, Any], console: Console | None = None) -> None:
     timings = run.get("timings") or {}
     if not timings.get("bring_up"):
         return
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 120)  # piped: unwrapped
     console.print(phase_table(timings))
     console.print(task_table(timings))

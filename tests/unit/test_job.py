@@ -181,3 +181,18 @@ def test_a_module_that_raises_on_import_is_reported(tmp_path):
         JobSpecError, match=re.escape("importing module 'broken' raised RuntimeError: bad import")
     ):
         job.resolve("model_fn")
+
+
+def test_a_job_built_in_python_is_validated_as_a_job_file_is(tmp_path):
+    import harness
+
+    with pytest.raises(harness.JobSpecError) as info:
+        harness.Job(name="py", model_fn="m:f", input_fn="m:g", model_dir="m", train={"max_step": 5})
+    message = str(info.value)
+    assert info.value.field == "train.max_steps"
+    assert "train.max_steps: required field is missing; add it\n" in message + "\n"
+    assert "Did you mean 'max_steps'?" in message
+    job = harness.Job(
+        name="py", model_fn="m:f", input_fn="m:g", model_dir="m", train={"max_steps": 5}
+    )
+    assert job.model_dir == str(Path.cwd() / "m") and job.source_dirs == (str(Path.cwd()),)
