@@ -17,10 +17,7 @@ import signal
 import sys
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+from harness.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 
 # The signals that stop a running job (every task is stopped, then exit 130).
 INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")

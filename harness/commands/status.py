@@ -20,9 +20,8 @@ import sys
 import uuid
 from typing import Any
 
-EXIT_OK = 0
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+from harness.commands import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
+
 FOLLOW_WAIT_SECS = 1.0  # each --follow long poll
 
 
