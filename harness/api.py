@@ -222,7 +222,11 @@ def result_of(job: JobSpec, summary: dict[str, Any], failure: HarnessError | Non
 
 
 def latest_checkpoint(model_dir: str) -> Checkpoint | None:
-    """The latest checkpoint in ``model_dir`` (TF's ``checkpoint`` file), or None."""
+    """The latest checkpoint in ``model_dir`` (TF's ``checkpoint`` file), or None.
+
+    Its step is the ``-<global step>`` suffix the Saver gives the prefix, or, for a prefix
+    without one, the ``global_step`` tensor read from the checkpoint.
+    """
     if not os.path.isfile(os.path.join(model_dir, "checkpoint")):
         return None
     import tensorflow as tf

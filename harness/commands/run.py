@@ -162,13 +162,14 @@ def check_model_dir(model_dir: str) -> None:
 
 
 def latest_checkpoint_step(model_dir: str) -> int | None:
-    """The global step of the latest checkpoint in model_dir, or None when there is none."""
-    import tensorflow as tf
+    """The global step of the latest checkpoint in model_dir, or None when there is none.
 
-    path = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
-    if path is None:
-        return None
-    return int(tf.train.load_checkpoint(path).get_tensor("global_step"))
+    The same reading as ``harness.Result.checkpoint`` (``harness.api.latest_checkpoint``).
+    """
+    from harness.api import latest_checkpoint
+
+    checkpoint = latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    return None if checkpoint is None else checkpoint.step
 
 
 def dry_run(job: JobSpec, args: Any) -> str:
