@@ -39,7 +39,6 @@ latest checkpoint in model_dir (``checkpoint``).
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from harness.checkpoints import Checkpoint, latest_checkpoint
 from harness.errors import HarnessError
 from harness.job import JobSpec, JobSpecError
 from harness.job_errors import first_field, format_errors
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from cluster.observe import RunObserver
 
 BACKENDS = ("ray", "local")
-_CKPT_STEP = re.compile(r"-(\d+)$")
 
 
 class Job(JobSpec):
@@ -78,14 +77,6 @@ class Job(JobSpec):
             super().__init__(**fields)
         except ValidationError as exc:
             raise JobSpecError(format_errors(exc, "Job", JobSpec), field=first_field(exc)) from None
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A checkpoint in model_dir: its prefix (``.../model.ckpt-1000``) and global step."""
-
-    path: str
-    step: int
 
 
 @dataclass(frozen=True)
@@ -219,22 +210,3 @@ def result_of(job: JobSpec, summary: dict[str, Any], failure: HarnessError | Non
         run=summary,
         error=error,
     )
-
-
-def latest_checkpoint(model_dir: str) -> Checkpoint | None:
-    """The latest checkpoint in ``model_dir`` (TF's ``checkpoint`` file), or None.
-
-    Its step is the ``-<global step>`` suffix the Saver gives the prefix, or, for a prefix
-    without one, the ``global_step`` tensor read from the checkpoint.
-    """
-    if not os.path.isfile(os.path.join(model_dir, "checkpoint")):
-        return None
-    import tensorflow as tf
-
-    path = tf.train.latest_checkpoint(model_dir)
-    if path is None:
-        return None
-    match = _CKPT_STEP.search(path)
-    if match:
-        return Checkpoint(path, int(match.group(1)))
-    return Checkpoint(path, int(tf.train.load_checkpoint(path).get_tensor("global_step")))

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.checkpoints import latest_checkpoint
 from harness.errors import HarnessError
 from harness.job import JobSpec, JobSpecError
 
@@ -164,10 +165,8 @@ def check_model_dir(model_dir: str) -> None:
 def latest_checkpoint_step(model_dir: str) -> int | None:
     """The global step of the latest checkpoint in model_dir, or None when there is none.
 
-    The same reading as ``harness.Result.checkpoint`` (``harness.api.latest_checkpoint``).
+    The same reading as ``harness.Result.checkpoint`` (``harness.checkpoints``).
     """
-    from harness.api import latest_checkpoint
-
     checkpoint = latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
     return None if checkpoint is None else checkpoint.step
 
