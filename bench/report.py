@@ -19,8 +19,8 @@ import psutil
 
 from bench import explain
 from bench.records import ClusterRun
-from bench.stats import Comparison, Summary, Target
-from bench.suite import SCALING_TRAINERS, Results, batch_size
+from bench.stats import Comparison, Summary, Target, paired_overheads, step_times
+from bench.suite import PEER_SIZE, SCALING_TRAINERS, SIZES_MEASURED, Results, batch_size
 
 COMMAND = ".venv/bin/python -m bench"
 
@@ -81,8 +81,9 @@ def machine_section(results: Results) -> list[str]:
         f"- Load average (1, 5, 15 min) before: {load}; after: {load_after}",
         f"- Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
         f"Ray {version('ray')}, tf-harness {version('tf-harness')} (git {git_revision()})",
-        f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after every "
-        f"trainer stepped + {s.warmup_secs:g} s; scaling window {s.scaling_window_secs:g} s; "
+        f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after a "
+        f"warm-up of at least {s.warmup_secs:g} s and {s.warmup_steps} steps once every "
+        f"trainer had joined; scaling window {s.scaling_window_secs:g} s; "
         f"hook cost {s.hook_steps} steps each way per repetition; {s.pause_secs:g} s pause "
         "between runs",
         "",
@@ -152,26 +153,96 @@ def rss(
 
 # ---- figures ---------------------------------------------------------------------------------
 
-NAMES = {"bare": "bare TF", "local": "harness local", "ray": "harness ray"}
+NAMES = {
+    "bare": "bare TF",
+    "bare_est": "bare TF + Estimator hooks",
+    "local": "harness local",
+    "ray": "harness ray",
+    "ray_sync": "harness ray, SyncReplicas",
+}
+THROUGHPUT_BASELINES = ("bare", "bare_est")
+RATIO_TARGET = Target("ratio", ">=", 0.99)
+OVERHEAD_TARGET = Target("delta", "<=", 20e-6)  # seconds per global step
 
 
 def throughput_rows(r: Results) -> list[Comparison]:
+    """Global steps/s, each harness backend against each bare-TF baseline (paired ratio)."""
     rows = []
-    for size in ("small", "large"):
-        base = field(r.clusters.get(f"bare-{size}"), "steps_per_sec")
-        for variant in ("local", "ray"):
-            rows.append(
-                Comparison(
-                    f"{size} model, global steps/s",
-                    "steps/s",
-                    NAMES["bare"],
-                    base,
-                    NAMES[variant],
-                    field(r.clusters.get(f"{variant}-{size}"), "steps_per_sec"),
-                    Target("ratio", ">=", 0.97),
+    for size in SIZES_MEASURED:
+        for baseline in THROUGHPUT_BASELINES:
+            base = field(r.clusters.get(f"{baseline}-{size}"), "steps_per_sec")
+            for variant in ("local", "ray"):
+                rows.append(
+                    Comparison(
+                        f"{size} model, global steps/s",
+                        "steps/s",
+                        NAMES[baseline],
+                        base,
+                        NAMES[variant],
+                        field(r.clusters.get(f"{variant}-{size}"), "steps_per_sec"),
+                        RATIO_TARGET,
+                    )
                 )
-            )
     return rows
+
+
+def overhead_rows(r: Results) -> list[Comparison]:
+    """Time per global step (1 / steps/s), and per repetition the candidate's extra time per
+    global step over the baseline's: ``1/candidate - 1/baseline``."""
+    rows = []
+    for size in SIZES_MEASURED:
+        for baseline in THROUGHPUT_BASELINES:
+            base = field(r.clusters.get(f"{baseline}-{size}"), "steps_per_sec")
+            for variant in ("local", "ray"):
+                cand = field(r.clusters.get(f"{variant}-{size}"), "steps_per_sec")
+                rows.append(
+                    Comparison(
+                        f"{size} model, time per global step",
+                        "µs",
+                        NAMES[baseline],
+                        step_times(base),
+                        NAMES[variant],
+                        step_times(cand),
+                        OVERHEAD_TARGET,
+                        scale=1e6,
+                        paired_deltas=paired_overheads(base, cand),
+                    )
+                )
+    return rows
+
+
+def peer_table(r: Results) -> list[str]:
+    """The peer comparison on PEER_SIZE: steps/s and examples/s of Ray Train, the harness's
+    async ps and its SyncReplicas variant, and examples/s paired against Ray Train."""
+    batch = batch_size(PEER_SIZE)
+    trainers = 3
+    ray_train = [None if x is None else x.steps_per_sec for x in r.ray_train]
+    variants = [
+        ("Ray Train, MultiWorkerMirroredStrategy (3 workers)", ray_train, trainers),
+        (
+            f"{NAMES['ray']}, async ps",
+            field(r.clusters.get(f"ray-{PEER_SIZE}"), "steps_per_sec"),
+            1,
+        ),
+        (
+            NAMES["ray_sync"],
+            field(r.clusters.get(f"ray_sync-{PEER_SIZE}"), "steps_per_sec"),
+            trainers,
+        ),
+    ]
+    base_examples = [None if x is None else x * batch * trainers for x in ray_train]
+    lines = [
+        "| variant | steps/s | batches per step | examples/s | examples/s ÷ Ray Train (paired) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rates, per_step in variants:
+        examples = [None if x is None else x * batch * per_step for x in rates]
+        ratio = Comparison("", "", "", base_examples, "", examples).ratio_summary
+        lines.append(
+            f"| {name} | {fmt(Summary.of(rates), digits=1)} | {per_step} | "
+            f"{fmt(Summary.of(examples), digits=0)} | {fmt(ratio, digits=3)} |"
+        )
+    return lines + [""]
 
 
 def bringup_rows(r: Results) -> list[Comparison]:
@@ -191,7 +262,7 @@ def bringup_rows(r: Results) -> list[Comparison]:
         for variant in ("local", "ray"):
             cand = field(r.clusters.get(f"{variant}-{size}"), name)
             rows.append(Comparison(label, "s", base_name, base, NAMES[variant], cand, target))
-    ray_train = [None if x is None else x for x in r.ray_train]
+    ray_train = list(r.ray_train)
     for name, label, target in (
         ("first_step_secs", "launch → first step", Target("ratio", "<=", 1.0)),
         ("all_stepping_secs", "launch → all trainers stepping", None),
@@ -203,7 +274,7 @@ def bringup_rows(r: Results) -> list[Comparison]:
                 "Ray Train (3 workers)",
                 field(ray_train, name),
                 NAMES["ray"],
-                field(r.clusters.get("ray-small"), name),
+                field(r.clusters.get(f"ray-{PEER_SIZE}"), name),
                 target,
             )
         )
@@ -338,8 +409,9 @@ def render(results: Results) -> str:
     out = [
         "# Benchmarks",
         "",
-        f"Regenerate with `{COMMAND}` (20-25 minutes on 2 cores; `--quick` for a short "
-        "check, `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
+        f"Regenerate with `{COMMAND}` (about 40 minutes on 2 cores, the time of "
+        "this run is below; `--quick`, under 5 minutes, for a short check with one "
+        "repetition, `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
         "tf-harness with a baseline measured in the same run, interleaved run by run; "
         "values are `median [min–max] (number of runs)`. The baselines are written plainly "
         "in `bench/` without any tf-harness code: `bench/bare_tf.py` (the same model_fn "
@@ -353,8 +425,13 @@ def render(results: Results) -> str:
     all_rows: dict[str, list[Comparison]] = {}
     if "throughput" in figures:
         all_rows["throughput"] = throughput_rows(r)
+        all_rows["overhead"] = overhead_rows(r)
         out += ["## 1. Step throughput", "", explain.THROUGHPUT_SETUP, ""]
         out += table(all_rows["throughput"])
+        out += [explain.OVERHEAD_SETUP, ""]
+        out += table(all_rows["overhead"], vs="delta")
+        out += ["### Against Ray Train", "", explain.peer_setup(r.settings), ""]
+        out += peer_table(r)
     if "bringup" in figures:
         all_rows["bringup"] = bringup_rows(r)
         out += ["## 2. Bring-up", "", explain.bringup_setup(r.driver_tf_import_secs), ""]
