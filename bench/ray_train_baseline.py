@@ -99,8 +99,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     @tf.function
     def agree(flag: Any) -> Any:
-        ctx = lambda f: tf.distribute.get_replica_context().all_reduce("max", f)  # noqa: E731
-        return strategy.run(ctx, args=(flag,))
+        def replica_fn(flag: Any) -> Any:  # the value must come from the replica's device
+            return tf.distribute.get_replica_context().all_reduce("sum", tf.identity(flag))
+
+        return strategy.run(replica_fn, args=(flag,))
 
     step()
     _record(config["record_dir"], f"worker-{rank}.t", repr(time.monotonic()))
