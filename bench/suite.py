@@ -47,6 +47,8 @@ class Settings:
     pause_secs: float = 1.0  # between runs, so one run's exit does not load the next
     hook_steps: int = 10_000
     figures: tuple[str, ...] = FIGURES
+    skip: tuple[str, ...] = ()  # runs left out (``variant-size``), for --quick's time budget
+    bare_chief_first: bool = False  # every bare-TF run starts its workers after the chief's init
     gpu: bool = False
     work_dir: str = ""
     keep: bool = False
@@ -58,7 +60,11 @@ class Settings:
             "window_secs": 2.0,
             "warmup_secs": 0.5,
             "warmup_steps": 110,
-            "scaling_window_secs": 2.0,
+            # Under 5 minutes on 2 cores: one run of each figure's variants, without the
+            # large-model bare-TF runs (the join-delay baseline waits 30 s) and no 30 s waits.
+            "skip": ("bare-large", "bare_est-large", "local-large"),
+            "bare_chief_first": True,
+            "scaling_window_secs": 1.0,
             "pause_secs": 0.0,
             "hook_steps": 500,
         }
@@ -189,7 +195,8 @@ class Suite:
                 variants.insert(1, "bare_est")
                 variants += ["ray_sync"] if size == PEER_SIZE else []
             for variant in variants:
-                jobs.append((f"{variant}-{size}", self._cluster_job(variant, size)))
+                if f"{variant}-{size}" not in self.s.skip:
+                    jobs.append((f"{variant}-{size}", self._cluster_job(variant, size)))
         if {"throughput", "bringup"} & figures:
             jobs.append(("raytrain", self._ray_train_job))
         return jobs
@@ -200,7 +207,10 @@ class Suite:
             if variant == "bare":
                 # Large-model runs also give the join-delay baseline: workers up before the chief.
                 late = size == "large"
-                return run_bare(run_dir, params, 2, self.s.warmup_secs, chief_last=late)
+                first = self.s.bare_chief_first
+                return run_bare(
+                    run_dir, params, 2, self.s.warmup_secs, chief_last=late, chief_first=first
+                )
             if variant == "bare_est":  # throughput only: workers start after the chief's init
                 params["estimator_hooks"] = True
                 return run_bare(run_dir, params, 2, self.s.warmup_secs, chief_first=True)
