@@ -224,8 +224,12 @@ CAUSES = {
     ),
     "teardown": (
         "**Teardown.** The harness's own part is small: `run.json`'s `teardown_secs` (the "
-        "supervisor killing what is left) is about 0.01 s, and when sessions close promptly "
-        "every process is gone 0.1-0.3 s after the chief's last step. What bounds the figure "
+        "supervisor killing what is left) is about 0.01-0.08 s, and when sessions close promptly "
+        "every process is gone 0.1-0.3 s after the chief's last step. Under Ray, the last actor "
+        "was gone 0.01-0.13 s after the last task process in the runs examined (the driver no "
+        "longer waits on a kill call to an actor whose task has already exited; the actors are "
+        "killed before any is waited for), so Ray adds little; the Ray runs that took 2 s had a "
+        "chief or a worker that took 1.3-2 s to exit after its last step, as local runs do. What bounds the figure "
         "is TensorFlow's session close in a chief or a worker: in the slow runs "
         "`py-spy dump --native` shows its main thread for 3-5 s in `MonitoredSession.__exit__` → `BaseSession.close` → "
         "`TF_CloseSession` → `GrpcSession::Close` → `LocalMaster::CloseSession`, waiting "
