@@ -307,9 +307,10 @@ def render(results: Results) -> str:
     out = [
         "# Benchmarks",
         "",
-        f"Regenerate with `{COMMAND}` (about 40 minutes on 2 cores, the time of "
-        "this run is below; `--quick`, under 5 minutes, for a short check with one "
-        "repetition, `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
+        f"Regenerate with `{COMMAND}` (40-45 minutes on an otherwise idle "
+        "2-core machine, the time of this run is below; `--quick`, one repetition of each "
+        "figure without the large-model bare-TF and local runs, meant for under 5 minutes "
+        "there, for a short check; `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
         "tf-harness with a baseline measured in the same run, interleaved run by run; "
         "values are `median [min–max] (number of runs)`. The baselines are written plainly "
         "in `bench/` without any tf-harness code: `bench/bare_tf.py` (the same model_fn "
