@@ -212,7 +212,7 @@ def teardown_rows(r: Results) -> list[Comparison]:
             base,
             NAMES[variant],
             field(r.clusters.get(f"{variant}-small"), "teardown_secs"),
-            Target("value", "<=", 3.0),
+            Target("value", "<=", 1.0),
         )
         for variant in ("local", "ray")
     ]
