@@ -16,7 +16,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench", description="Benchmark tf-harness against plain baselines."
     )
     parser.add_argument(
-        "--runs", type=int, default=None, help="repetitions (default 5; 2 with --quick)"
+        "--runs", type=int, default=None, help="repetitions (default 5; 1 with --quick)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, shorter windows")
     parser.add_argument("--gpu", action="store_true", help="add the GPU variant (needs a GPU)")
@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     with open(args.output, "w") as f:
         f.write(render(results))
+    elapsed = (results.finished - results.started) / 60
     log(
-        f"wrote {args.output}"
+        f"wrote {args.output} after {elapsed:.1f} min"
         + (f"; {len(results.failures)} failed run(s)" if results.failures else "")
     )
     return 0

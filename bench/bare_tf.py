@@ -2,7 +2,8 @@
 
 One chief, N workers and one ps, each a separate Python process with ``TF_CONFIG`` in its
 environment and a ``tf.distribute.Server``; trainers use stock
-``tf.compat.v1.train.MonitoredTrainingSession``. Nothing of tf-harness is used: the launcher
+``tf.compat.v1.train.MonitoredTrainingSession``; with ``params["estimator_hooks"]`` the
+trainers also run tf.estimator's default hooks (``workload.estimator_hooks``). Nothing of tf-harness is used: the launcher
 picks free ports itself (bind to port 0, read the port, close), and the ps stops through a
 shared ``FIFOQueue`` on the ps: each trainer enqueues a token when its loop is over and the ps
 dequeues one per trainer instead of calling ``server.join()`` (which never returns).
@@ -69,12 +70,15 @@ def start_cluster(
     ps: int = 1,
     env: dict[str, str] | None = None,
     chief_last: bool = False,
+    chief_first: bool = False,
 ) -> tuple[Launch, dict[str, subprocess.Popen[bytes]]]:
     """Start every task process; returns the launch record and the processes by task.
 
     With ``chief_last`` the chief starts only once every worker has begun creating its
     session (they record ``begin`` in ``params["record_dir"]``): workers that come up before
-    the chief, which stock MonitoredTrainingSession makes wait for its 30 s re-check.
+    the chief, which stock MonitoredTrainingSession makes wait for its 30 s re-check. With
+    ``chief_first`` the workers start once the chief has initialized the model (its ``init``
+    record), so that none of them waits for that re-check (throughput-only runs).
     """
     tasks = (
         [("chief", 0)] + [("worker", i) for i in range(workers)] + [("ps", i) for i in range(ps)]
@@ -87,18 +91,26 @@ def start_cluster(
     os.makedirs(model_dir, exist_ok=True)
     launch = Launch(t_launch=time.monotonic())
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    first = [t for t in tasks if t[0] != "chief"] if chief_last else tasks
+    if chief_last:
+        first = [t for t in tasks if t[0] != "chief"]
+    elif chief_first:
+        first = [t for t in tasks if t[0] != "worker"]
+    else:
+        first = tasks
     for role, index in first:
         procs[f"{role}:{index}"] = _start_task(role, index, cluster, params, model_dir, env)
-    if chief_last:
+    if chief_last or chief_first:
+        waited = [f"worker-{i}" for i in range(workers)] if chief_last else ["chief-0"]
         try:
-            _wait_for_records(params["record_dir"], "begin", workers, procs)
+            event = "begin" if chief_last else "init"
+            _wait_for_records(params["record_dir"], event, waited, procs)
         except BaseException:
             for proc in procs.values():
                 proc.kill()
                 proc.wait()
             raise
-        procs["chief:0"] = _start_task("chief", 0, cluster, params, model_dir, env)
+        for role, index in [t for t in tasks if t not in first]:
+            procs[f"{role}:{index}"] = _start_task(role, index, cluster, params, model_dir, env)
     launch.pids = {key: proc.pid for key, proc in procs.items()}
     return launch, procs
 
@@ -128,21 +140,22 @@ def _start_task(
 def _wait_for_records(
     record_dir: str,
     event: str,
-    workers: int,
+    tasks: list[str],
     procs: dict[str, subprocess.Popen[bytes]],
     timeout: float = 300,
 ) -> None:
-    """Wait until every worker has recorded ``event`` (and fail if a task exits first)."""
-    paths = [os.path.join(record_dir, f"worker-{i}.jsonl") for i in range(workers)]
+    """Wait until every one of ``tasks`` (record file stems: ``worker-0``, ...) has recorded
+    ``event`` (and fail if a task exits first)."""
+    paths = [os.path.join(record_dir, f"{task}.jsonl") for task in tasks]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(os.path.exists(p) and f'"{event}"' in Path(p).read_text() for p in paths):
             return
         exited = {k: p.poll() for k, p in procs.items() if p.poll() is not None}
         if exited:
-            raise RuntimeError(f"tasks exited before every worker recorded {event!r}: {exited}")
+            raise RuntimeError(f"tasks exited before {tasks} recorded {event!r}: {exited}")
         time.sleep(0.05)
-    raise RuntimeError(f"the workers did not record {event!r} within {timeout:g} s")
+    raise RuntimeError(f"{tasks} did not record {event!r} within {timeout:g} s")
 
 
 def wait_cluster(
@@ -232,10 +245,10 @@ def train(
                 dataset = workload.input_fn(params)
                 features, labels = v1.data.make_one_shot_iterator(dataset).get_next()
             model = workload.build_model(features, labels, params)
-        hooks = [
-            v1.train.StopAtStepHook(last_step=MAX_STEPS),
-            workload.RecorderHook(model, task, is_chief, params),
-        ]
+        hooks = [v1.train.StopAtStepHook(last_step=MAX_STEPS)]
+        if params.get("estimator_hooks"):  # the bare TF + Estimator hooks variant
+            hooks += workload.estimator_hooks(model)
+        hooks.append(workload.RecorderHook(model, task, is_chief, params))
         scaffold = v1.train.Scaffold(init_fn=workload.mark_init(params["record_dir"], task))
         with v1.train.MonitoredTrainingSession(
             master=server.target,

@@ -1,7 +1,9 @@
 """The benchmark workload as the harness runs it: a TF1-style ``model_fn`` / ``input_fn``.
 
 The graph is ``bench.workload.build_model``; ``RecorderHook`` goes in ``training_hooks`` (so
-it runs on every trainer) and the Scaffold's ``init_fn`` records the chief's initialization.
+it runs on every trainer, as does SyncReplicasOptimizer's hook with ``params["sync_replicas"]``,
+with ``is_chief`` set per trainer) and the Scaffold's ``init_fn`` records the chief's
+initialization.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ def model_fn(features: Any, labels: Any, mode: str, params: dict[str, Any], conf
         predictions={"y": model.predictions},
         loss=model.loss,
         train_op=model.train_op,
-        training_hooks=[workload.RecorderHook(model, task, config.is_chief, params)],
+        training_hooks=[
+            *model.sync_hooks(config.is_chief),
+            workload.RecorderHook(model, task, config.is_chief, params),
+        ],
         scaffold=tf.compat.v1.train.Scaffold(
             init_fn=workload.mark_init(params["record_dir"], task)
         ),

@@ -20,7 +20,7 @@ class ClusterRun:
     first_step_secs: float  # launch -> the first trainer's first step
     all_stepping_secs: float  # launch -> the last trainer's first step
     join_delay_secs: float | None  # the longest a worker's session waited for the chief's init
-    steps_per_sec: float  # global steps/s while every trainer was stepping
+    steps_per_sec: float  # global steps/s in the window (every trainer stepping, warmed up)
     window_secs: float  # the length of that window
     teardown_secs: float  # chief's last step -> the last process or actor gone
     trainers: int
@@ -75,7 +75,9 @@ def analyze(
     samples = _event(records["chief:0"], "end")
     if samples is None:
         raise RecordError("chief:0 recorded no 'end' event")
-    rate, window = window_rate(samples["samples"], max(first_steps) + warmup_secs, stop)
+    window_event = _event(records["chief:0"], "window")  # the end of the chief's warm-up
+    start = max(first_steps) + warmup_secs if window_event is None else window_event["t"]
+    rate, window = window_rate(samples["samples"], start, stop)
     return ClusterRun(
         first_step_secs=min(first_steps) - t_launch,
         all_stepping_secs=max(first_steps) - t_launch,

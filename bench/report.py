@@ -13,14 +13,14 @@ import platform
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import psutil
 
 from bench import explain
 from bench.records import ClusterRun
 from bench.stats import Comparison, Summary, Target
-from bench.suite import SCALING_TRAINERS, Results, batch_size
+from bench.suite import PEER_SIZE, SCALING_TRAINERS, Results, batch_size
+from bench.throughput import NAMES, field, fmt, overhead_rows, peer_table, throughput_rows
 
 COMMAND = ".venv/bin/python -m bench"
 
@@ -81,8 +81,9 @@ def machine_section(results: Results) -> list[str]:
         f"- Load average (1, 5, 15 min) before: {load}; after: {load_after}",
         f"- Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
         f"Ray {version('ray')}, tf-harness {version('tf-harness')} (git {git_revision()})",
-        f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after every "
-        f"trainer stepped + {s.warmup_secs:g} s; scaling window {s.scaling_window_secs:g} s; "
+        f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after a "
+        f"warm-up of at least {s.warmup_secs:g} s and {s.warmup_steps} steps once every "
+        f"trainer had joined; scaling window {s.scaling_window_secs:g} s; "
         f"hook cost {s.hook_steps} steps each way per repetition; {s.pause_secs:g} s pause "
         "between runs",
         "",
@@ -90,13 +91,6 @@ def machine_section(results: Results) -> list[str]:
 
 
 # ---- formatting ------------------------------------------------------------------------------
-
-
-def fmt(summary: Summary | None, scale: float = 1.0, digits: int = 2) -> str:
-    if summary is None:
-        return "—"
-    med, low, high = (x * scale for x in (summary.median, summary.low, summary.high))
-    return f"{med:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}] ({summary.n})"
 
 
 def target_text(target: Target | None, unit: str, scale: float) -> str:
@@ -134,10 +128,6 @@ def table(rows: Sequence[Comparison], vs: str = "ratio") -> list[str]:
     return lines + [""]
 
 
-def field(runs: Sequence[Any] | None, name: str) -> list[float | None]:
-    return [None if r is None else getattr(r, name) for r in runs or []]
-
-
 def rss(
     runs: Sequence[ClusterRun | None] | None, role: str, actor: bool = False
 ) -> list[float | None]:
@@ -151,27 +141,6 @@ def rss(
 
 
 # ---- figures ---------------------------------------------------------------------------------
-
-NAMES = {"bare": "bare TF", "local": "harness local", "ray": "harness ray"}
-
-
-def throughput_rows(r: Results) -> list[Comparison]:
-    rows = []
-    for size in ("small", "large"):
-        base = field(r.clusters.get(f"bare-{size}"), "steps_per_sec")
-        for variant in ("local", "ray"):
-            rows.append(
-                Comparison(
-                    f"{size} model, global steps/s",
-                    "steps/s",
-                    NAMES["bare"],
-                    base,
-                    NAMES[variant],
-                    field(r.clusters.get(f"{variant}-{size}"), "steps_per_sec"),
-                    Target("ratio", ">=", 0.97),
-                )
-            )
-    return rows
 
 
 def bringup_rows(r: Results) -> list[Comparison]:
@@ -191,7 +160,7 @@ def bringup_rows(r: Results) -> list[Comparison]:
         for variant in ("local", "ray"):
             cand = field(r.clusters.get(f"{variant}-{size}"), name)
             rows.append(Comparison(label, "s", base_name, base, NAMES[variant], cand, target))
-    ray_train = [None if x is None else x for x in r.ray_train]
+    ray_train = list(r.ray_train)
     for name, label, target in (
         ("first_step_secs", "launch → first step", Target("ratio", "<=", 1.0)),
         ("all_stepping_secs", "launch → all trainers stepping", None),
@@ -203,7 +172,7 @@ def bringup_rows(r: Results) -> list[Comparison]:
                 "Ray Train (3 workers)",
                 field(ray_train, name),
                 NAMES["ray"],
-                field(r.clusters.get("ray-small"), name),
+                field(r.clusters.get(f"ray-{PEER_SIZE}"), name),
                 target,
             )
         )
@@ -243,7 +212,7 @@ def teardown_rows(r: Results) -> list[Comparison]:
             base,
             NAMES[variant],
             field(r.clusters.get(f"{variant}-small"), "teardown_secs"),
-            Target("value", "<=", 3.0),
+            Target("value", "<=", 1.0),
         )
         for variant in ("local", "ray")
     ]
@@ -338,8 +307,10 @@ def render(results: Results) -> str:
     out = [
         "# Benchmarks",
         "",
-        f"Regenerate with `{COMMAND}` (20-25 minutes on 2 cores; `--quick` for a short "
-        "check, `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
+        f"Regenerate with `{COMMAND}` (40-45 minutes on an otherwise idle "
+        "2-core machine, the time of this run is below; `--quick`, one repetition of each "
+        "figure without the large-model bare-TF and local runs, meant for under 5 minutes "
+        "there, for a short check; `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
         "tf-harness with a baseline measured in the same run, interleaved run by run; "
         "values are `median [min–max] (number of runs)`. The baselines are written plainly "
         "in `bench/` without any tf-harness code: `bench/bare_tf.py` (the same model_fn "
@@ -353,8 +324,13 @@ def render(results: Results) -> str:
     all_rows: dict[str, list[Comparison]] = {}
     if "throughput" in figures:
         all_rows["throughput"] = throughput_rows(r)
+        all_rows["overhead"] = overhead_rows(r)
         out += ["## 1. Step throughput", "", explain.THROUGHPUT_SETUP, ""]
         out += table(all_rows["throughput"])
+        out += [explain.OVERHEAD_SETUP, ""]
+        out += table(all_rows["overhead"], vs="delta")
+        out += ["### Against Ray Train", "", explain.peer_setup(r.settings), ""]
+        out += peer_table(r)
     if "bringup" in figures:
         all_rows["bringup"] = bringup_rows(r)
         out += ["## 2. Bring-up", "", explain.bringup_setup(r.driver_tf_import_secs), ""]

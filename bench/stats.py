@@ -91,3 +91,17 @@ class Comparison:
     @property
     def met(self) -> bool | None:
         return None if self.target is None else self.target.met(self)
+
+
+def step_times(rates: Values) -> list[float | None]:
+    """Seconds per step from steps/s (``None`` where a run failed or measured no step)."""
+    return [1.0 / r if r else None for r in rates]
+
+
+def paired_overheads(baseline_rates: Values, candidate_rates: Values) -> list[float | None]:
+    """Per repetition, ``1/candidate - 1/baseline``: the seconds each step took longer in the
+    candidate than in the baseline of the same repetition (``None`` where either is missing)."""
+    return [
+        1.0 / c - 1.0 / b if b and c else None
+        for b, c in zip(baseline_rates, candidate_rates, strict=False)
+    ]

@@ -1,8 +1,10 @@
 """Run the benchmark's measurements, baselines and candidates interleaved, and collect them.
 
-Every repetition runs each variant once (bare TF, harness local, harness ray on the small
-and the large model, Ray Train), in an order rotated by one at each repetition, so that all
-variants see the same background load over the run (ABAB... rather than AAA...BBB...).
+Every repetition runs each variant once (bare TF, bare TF with tf.estimator's default hooks,
+harness local, harness ray on the small and the large model; on the peer model, the harness
+with SyncReplicasOptimizer on Ray and Ray Train), in an order rotated by one at each
+repetition, so that all variants see the same background load over the run (ABAB... rather
+than AAA...BBB...).
 Scaling runs (1, 2, 4 trainers) are interleaved the same way. A failed run is logged and
 counted as missing; it does not stop the benchmark.
 """
@@ -29,6 +31,8 @@ from bench.workload import SIZES
 
 FIGURES = ("throughput", "bringup", "teardown", "memory", "hooks", "scaling")
 SCALING_TRAINERS = (1, 2, 4)
+SIZES_MEASURED = ("small", "large")
+PEER_SIZE = "large"  # the model of the Ray Train / SyncReplicas comparison
 
 
 @dataclass
@@ -36,12 +40,15 @@ class Settings:
     """What to measure and how long; ``quick()`` is the smoke-test setting."""
 
     runs: int = 5
-    window_secs: float = 6.0
-    warmup_secs: float = 4.0
+    window_secs: float = 20.0
+    warmup_secs: float = 2.0
+    warmup_steps: int = 250  # bench.workload: past two cadences of the 100-step hooks
     scaling_window_secs: float = 3.0
     pause_secs: float = 1.0  # between runs, so one run's exit does not load the next
     hook_steps: int = 10_000
     figures: tuple[str, ...] = FIGURES
+    skip: tuple[str, ...] = ()  # runs left out (``variant-size``), for --quick's time budget
+    bare_chief_first: bool = False  # every bare-TF run starts its workers after the chief's init
     gpu: bool = False
     work_dir: str = ""
     keep: bool = False
@@ -49,10 +56,15 @@ class Settings:
     @classmethod
     def quick(cls, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "runs": 2,
+            "runs": 1,
             "window_secs": 2.0,
             "warmup_secs": 0.5,
-            "scaling_window_secs": 2.0,
+            "warmup_steps": 110,
+            # Under 5 minutes on 2 cores: one run of each figure's variants, without the
+            # large-model bare-TF runs (the join-delay baseline waits 30 s) and no 30 s waits.
+            "skip": ("bare-large", "bare_est-large", "local-large"),
+            "bare_chief_first": True,
+            "scaling_window_secs": 1.0,
             "pause_secs": 0.0,
             "hook_steps": 500,
         }
@@ -91,6 +103,7 @@ def run_bare(
     workers: int,
     warmup_secs: float,
     chief_last: bool = False,
+    chief_first: bool = False,
 ) -> ClusterRun:
     """The bare-TF baseline, with its task processes' peak RSS."""
     record_dir = os.path.join(run_dir, "records")
@@ -99,7 +112,11 @@ def run_bare(
     finder = procwatch.children_matching("bench.bare_tf", "--task")
     with procwatch.PeakRss(finder, expected=workers + 2) as rss:
         launch, procs = bare_tf.start_cluster(
-            params, os.path.join(run_dir, "model"), workers, chief_last=chief_last
+            params,
+            os.path.join(run_dir, "model"),
+            workers,
+            chief_last=chief_last,
+            chief_first=chief_first,
         )
         bare_tf.wait_cluster(launch, procs)
     failed = {k: c for k, c in launch.exit_codes.items() if c != 0}
@@ -168,34 +185,55 @@ class Suite:
         return bool({"throughput", "bringup", "teardown", "memory"} & set(self.s.figures))
 
     def _cluster_jobs(self) -> list[tuple[str, Callable[[str], Any]]]:
-        both = {"throughput", "bringup"} & set(self.s.figures)  # bringup: the join baseline
-        sizes = ["small", "large"] if both else ["small"]
+        figures = set(self.s.figures)
+        both = {"throughput", "bringup"} & figures  # bringup: the join baseline
+        sizes = SIZES_MEASURED if both else ("small",)
         jobs: list[tuple[str, Callable[[str], Any]]] = []
         for size in sizes:
-            for variant in ("bare", "local", "ray"):
-                jobs.append((f"{variant}-{size}", self._cluster_job(variant, size)))
-        if "bringup" in self.s.figures:
+            variants = ["bare", "local", "ray"]
+            if "throughput" in figures:
+                variants.insert(1, "bare_est")
+                variants += ["ray_sync"] if size == PEER_SIZE else []
+            for variant in variants:
+                if f"{variant}-{size}" not in self.s.skip:
+                    jobs.append((f"{variant}-{size}", self._cluster_job(variant, size)))
+        if {"throughput", "bringup"} & figures:
             jobs.append(("raytrain", self._ray_train_job))
         return jobs
 
     def _cluster_job(self, variant: str, size: str) -> Callable[[str], ClusterRun]:
         def job(run_dir: str) -> ClusterRun:
-            params = {"size": size, "window_secs": self.s.window_secs}
-            params["warmup_secs"] = self.s.warmup_secs
+            params = self._window_params(size)
             if variant == "bare":
                 # Large-model runs also give the join-delay baseline: workers up before the chief.
                 late = size == "large"
-                return run_bare(run_dir, params, 2, self.s.warmup_secs, chief_last=late)
-            self._ensure_ray(variant)
-            return run_harness(variant, run_dir, params, workers=2, warmup_secs=self.s.warmup_secs)
+                first = self.s.bare_chief_first
+                return run_bare(
+                    run_dir, params, 2, self.s.warmup_secs, chief_last=late, chief_first=first
+                )
+            if variant == "bare_est":  # throughput only: workers start after the chief's init
+                params["estimator_hooks"] = True
+                return run_bare(run_dir, params, 2, self.s.warmup_secs, chief_first=True)
+            backend = variant.removesuffix("_sync")
+            params["sync_replicas"] = variant.endswith("_sync")
+            self._ensure_ray(backend)
+            return run_harness(backend, run_dir, params, workers=2, warmup_secs=self.s.warmup_secs)
 
         return job
+
+    def _window_params(self, size: str) -> dict[str, Any]:
+        return {
+            "size": size,
+            "window_secs": self.s.window_secs,
+            "warmup_secs": self.s.warmup_secs,
+            "warmup_steps": self.s.warmup_steps,
+        }
 
     def _ray_train_job(self, run_dir: str) -> Any:
         from bench.ray_train_baseline import run_ray_train
 
         self._ensure_ray("ray")
-        return run_ray_train(run_dir)
+        return run_ray_train(run_dir, self._window_params(PEER_SIZE))
 
     def _clusters(self) -> None:
         r = self.results
@@ -223,8 +261,7 @@ class Suite:
 
     def _scaling_job(self, trainers: int, backend: str, gpu: float) -> Callable[[str], ClusterRun]:
         def job(run_dir: str) -> ClusterRun:
-            params = {"size": "large", "window_secs": self.s.scaling_window_secs}
-            params["warmup_secs"] = self.s.warmup_secs
+            params = {**self._window_params("large"), "window_secs": self.s.scaling_window_secs}
             if backend == "ray":
                 self._ensure_ray(backend)
             per_trainer_gpu = min(1.0, gpu / trainers) if gpu else 0.0

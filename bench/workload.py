@@ -17,9 +17,20 @@ It also ends the run after a fixed time window, so that every variant trains for
 wall-clock window however late its workers joined:
 
 - every trainer adds 1 to the shared ``bench/joined`` variable once its session is ready;
-- once the chief sees that all ``num_trainers`` joined, it trains ``warmup_secs +
-  window_secs`` more seconds, then writes its global step into ``bench/stop_at`` and stops;
+- once the chief sees that all ``num_trainers`` joined, it warms up: at least
+  ``warmup_secs`` and at least ``warmup_steps`` more steps of its own (default 250: past two
+  cadences of the 100-step hooks, so that every set of fetches the hooks ask for has run once
+  and TensorFlow has built its partitioned graph before the window), and the global step at
+  least ``warmup_steps`` further. It then records ``window`` (the start of the measurement
+  window), trains ``window_secs`` more seconds, writes its global step into ``bench/stop_at``
+  and stops;
 - every trainer stops after the first step where ``global_step >= stop_at > 0``.
+
+With ``params["sync_replicas"]`` the optimizer is TF1's ``SyncReplicasOptimizer`` over every
+trainer (``replicas_to_aggregate = num_trainers``), and ``Model.sync_hook(is_chief)`` is its
+session hook, which TF1 runs on every trainer with ``is_chief`` set accordingly (in
+``training_hooks``, not ``training_chief_hooks``: the workers need it too). A global step is
+then one aggregated update of ``num_trainers`` batches.
 """
 
 from __future__ import annotations
@@ -66,6 +77,28 @@ class Model:
     train_op: tf.Operation
     joined: tf.Variable
     stop_at: tf.Variable
+    sync_optimizer: Any = None  # the SyncReplicasOptimizer, with params["sync_replicas"]
+
+    def sync_hooks(self, is_chief: bool) -> list[Any]:
+        """SyncReplicasOptimizer's session hook for this trainer ([] when training async)."""
+        if self.sync_optimizer is None:
+            return []
+        return [self.sync_optimizer.make_session_run_hook(is_chief)]
+
+
+DEFAULT_WARMUP_STEPS = 250
+LOG_EVERY_N_ITER = 100  # Estimator's default LoggingTensorHook cadence (log_step_count_steps)
+
+
+def estimator_hooks(model: Model) -> list[Any]:
+    """tf.estimator's default training hooks, stock TF1: ``NanTensorHook`` on the loss and
+    ``LoggingTensorHook`` on the loss and global step every 100 steps (it fetches them only on
+    the steps it logs, so it adds sets of fetches)."""
+    tensors = {"loss": model.loss, "step": v1.train.get_global_step()}
+    return [
+        v1.train.NanTensorHook(model.loss),
+        v1.train.LoggingTensorHook(tensors, every_n_iter=LOG_EVERY_N_ITER),
+    ]
 
 
 def build_model(features: dict[str, tf.Tensor], labels: tf.Tensor, params: dict[str, Any]) -> Model:
@@ -87,11 +120,17 @@ def build_model(features: dict[str, tf.Tensor], labels: tf.Tensor, params: dict[
     loss = tf.reduce_mean(tf.square(predictions - labels))
     learning_rate = params.get("learning_rate", 0.1 if layers == 0 else 0.01)
     optimizer = v1.train.GradientDescentOptimizer(learning_rate)
+    sync = None
+    if params.get("sync_replicas"):
+        trainers = int(params["num_trainers"])
+        optimizer = sync = v1.train.SyncReplicasOptimizer(
+            optimizer, replicas_to_aggregate=trainers, total_num_replicas=trainers
+        )
     train_op = optimizer.minimize(loss, global_step=v1.train.get_global_step())
     with tf.name_scope("bench"):
         joined = _counter("joined")
         stop_at = _counter("stop_at")
-    return Model(predictions, loss, train_op, joined, stop_at)
+    return Model(predictions, loss, train_op, joined, stop_at, sync)
 
 
 def _glorot() -> Any:
@@ -144,7 +183,9 @@ class RecorderHook(v1.train.SessionRunHook):
         self._is_chief = is_chief
         self._dir = params["record_dir"]
         self._num_trainers = int(params["num_trainers"])
-        self._run_secs = float(params.get("warmup_secs", 1.0)) + float(params["window_secs"])
+        self._warmup_secs = float(params.get("warmup_secs", 1.0))
+        self._warmup_steps = int(params.get("warmup_steps", DEFAULT_WARMUP_STEPS))
+        self._window_secs = float(params["window_secs"])
 
     def begin(self) -> None:
         append_record(self._dir, self._task, "begin")  # the session is about to be created
@@ -153,6 +194,8 @@ class RecorderHook(v1.train.SessionRunHook):
         self._set_stop = self._model.stop_at.assign(self._global_step.read_value())
         self._steps = 0
         self._armed_at: float | None = None
+        self._armed_step = (0, 0)  # (local steps, global step) when every trainer had joined
+        self._window_at: float | None = None
         self._stopped = False
         self._samples: list[tuple[float, int]] = []
 
@@ -177,14 +220,27 @@ class RecorderHook(v1.train.SessionRunHook):
             return
         self._samples.append((now, step))
         if self._armed_at is None and int(run_values.results[2]) >= self._num_trainers:
-            self._armed_at = now
+            self._armed_at, self._armed_step = now, (self._steps, step)
             append_record(self._dir, self._task, "all_joined", global_step=step)
-        window_over = self._armed_at is not None and now - self._armed_at >= self._run_secs
+        if self._armed_at is not None and self._window_at is None and self._warm(now, step):
+            self._window_at = now
+            append_record(self._dir, self._task, "window", global_step=step)
+        window_over = self._window_at is not None and now - self._window_at >= self._window_secs
         if window_over and not self._stopped:
             self._stopped = True
             run_context.session.run(self._set_stop)
             run_context.request_stop()
             append_record(self._dir, self._task, "stop", global_step=step)
+
+    def _warm(self, now: float, step: int) -> bool:
+        """The warm-up after every trainer joined is over (see the module docstring)."""
+        assert self._armed_at is not None
+        local0, global0 = self._armed_step
+        return (
+            now - self._armed_at >= self._warmup_secs
+            and self._steps - local0 >= self._warmup_steps
+            and step - global0 >= self._warmup_steps
+        )
 
     def end(self, session: Any) -> None:
         fields: dict[str, Any] = {"local_steps": self._steps}

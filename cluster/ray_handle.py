@@ -91,7 +91,10 @@ class RayTaskHandle:
         if not self._killed:
             self._killed = True
             self._commands.put(None)
-            if self.info:  # the task is running: SIGKILL its process tree first
+            # The task is running: SIGKILL its process tree first. A task whose exit the
+            # poller has already seen (the normal end of a job) has nothing left to kill, so
+            # teardown skips that blocking round trip to each actor in turn.
+            if self.info and self._poller.is_alive():
                 try:
                     ray.get(self.actor.kill.remote(), timeout=5.0)
                 except Exception:  # noqa: BLE001 - the actor is already gone or unreachable

@@ -49,7 +49,9 @@ def test_report_renders_every_figure_from_results():
         results.clusters[f"bare-{size}"] = [_cluster_run(), None]
         results.clusters[f"local-{size}"] = [_cluster_run(), _cluster_run()]
         results.clusters[f"ray-{size}"] = [_cluster_run(actors=True), _cluster_run(actors=True)]
-    results.ray_train = [RayTrainRun(10.0, 10.5, 14.0), None]
+    for variant in ("bare_est-small", "bare_est-large", "ray_sync-large"):
+        results.clusters[variant] = [_cluster_run(), _cluster_run()]
+    results.ray_train = [RayTrainRun(10.0, 10.5, 14.0, 20.0, 15360.0), None]
     results.scaling = {n: [_cluster_run(trainers=n)] for n in (1, 2, 4)}
     results.failures = ["2/2 bare-small: RuntimeError: example"]
     text = render(results)
@@ -59,3 +61,14 @@ def test_report_renders_every_figure_from_results():
     assert "| tensorflow import | 6.00 [6.00–6.00] (2) | 6.00 [6.00–6.00] (2) |" in text
     assert "| actor start | — | 1.00 [1.00–1.00] (2) |" in text
     assert "## Failed runs" in text
+    assert "| large model, global steps/s (steps/s) | bare TF + Estimator hooks |" in text
+    assert "small model, time per global step (µs)" in text
+    assert "ratio >= 0.99" in text and "Δ <= 20 µs" in text
+    # Ray Train: 20 steps/s x 256 x 3 = 15360 examples/s; the harness's async ps 300 x 256.
+    assert (
+        "| Ray Train, MultiWorkerMirroredStrategy (3 workers) | 20.0 [20.0–20.0] (1) | 3 |" in text
+    )
+    assert (
+        "| harness ray, async ps | 300.0 [300.0–300.0] (2) | 1 | 76800 [76800–76800] (2) |" in text
+    )
+    assert "different algorithm" in text
