@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gap-steps",
         type=int,
         default=200,
-        help="global steps between two kills' windows; a kill is planned in the first half "
-        "of its window, so kills are at least half this apart",
+        help="global steps between two kills' windows; a kill is planned in the first "
+        "quarter of its window, so kills are at least 3/4 of this apart",
     )
     add("--first-step", type=int, default=60, help="the first kill window's first step")
     add("--checkpoint-steps", type=int, default=40, help="train.save_checkpoints_steps")

@@ -58,6 +58,7 @@ class KillRow:
     recovery_secs: float | None
     steps_lost: int | None
     decision: str
+    overlapped: bool  # another kill of the run happened while this one was recovering
     checkpoint_loads: bool
     leftovers: int
     run_status: str
@@ -105,6 +106,14 @@ def measure_kill(
     return round(first_t - record.t, 3), max(0, highest + 1 - restored)
 
 
+def overlaps(death: float, recovery: float | None, windows: list[tuple[float, float]]) -> bool:
+    """Whether the recovery window ``[death, death + recovery]`` (to the end of time when it
+    did not recover) meets another of ``windows`` (each kill's, this one's among them)."""
+    end = death + recovery if recovery is not None else float("inf")
+    others = [w for w in windows if w[0] != death]
+    return any(start <= end and death <= stop for start, stop in others)
+
+
 def match_decisions(kills: tuple[PlannedKill, ...], failures: list[dict]) -> list[str]:
     """The decision run.json's ``failures`` logged for each kill, in order (each failure of a
     target goes to that target's next kill); "" for a kill with none."""
@@ -133,10 +142,17 @@ def rows_for_run(
     """
     steps = read_steps(steps_dir)
     decisions = match_decisions(run.kills, list(summary.get("failures") or ()))
+    records = [KillRecord.read(marker) for marker in markers]
+    measures = [measure_kill(k, r, steps) for k, r in zip(run.kills, records, strict=True)]
+    windows = [
+        (r.t, r.t + (m[0] if m[0] is not None else float("inf")))
+        for r, m in zip(records, measures, strict=True)
+        if r is not None
+    ]
     rows = []
-    for kill, marker, decision in zip(run.kills, markers, decisions, strict=True):
-        record = KillRecord.read(marker)
-        recovery, lost = measure_kill(kill, record, steps)
+    for kill, record, (recovery, lost), decision in zip(
+        run.kills, records, measures, decisions, strict=True
+    ):
         recovered = (
             record is not None
             and decision == EXPECTED_DECISION[kill.kind]
@@ -155,6 +171,7 @@ def rows_for_run(
                 recovery_secs=recovery,
                 steps_lost=lost,
                 decision=decision,
+                overlapped=record is not None and overlaps(record.t, recovery, windows),
                 checkpoint_loads=checkpoint_loads,
                 leftovers=leftovers,
                 run_status=str(summary.get("status")),

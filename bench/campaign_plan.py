@@ -3,8 +3,8 @@
 Pure: ``plan_runs`` turns the kill counts and a seed into runs; the same seed gives the same
 plan. Each run is one job (1 chief, ``WORKERS`` workers, 1 ps) with up to ``kills_per_run``
 kills, their kinds shuffled over the backend's runs. Kill ``j`` of a run is planned at a
-random step in ``[first_step + j * gap_steps, first_step + j * gap_steps + gap_steps // 2]``,
-so two kills of a run are at least ``gap_steps // 2`` steps apart (time for the previous
+random step in ``[first_step + j * gap_steps, first_step + j * gap_steps + gap_steps // 4]``,
+so two kills of a run are at least ``3 * gap_steps // 4`` steps apart (time for the previous
 one's recovery); the run's max_steps leaves ``gap_steps`` more after the window of the last.
 """
 
@@ -69,8 +69,8 @@ def plan_runs(
     """
     if kills_per_run < 1:
         raise ValueError(f"--kills-per-run must be 1 or more, not {kills_per_run}")
-    if gap_steps < 2:
-        raise ValueError(f"--gap-steps must be 2 or more, not {gap_steps}")
+    if gap_steps < 4:
+        raise ValueError(f"--gap-steps must be 4 or more, not {gap_steps}")
     if first_step < 1:
         raise ValueError(f"--first-step must be 1 or more, not {first_step}")
     rng = random.Random(f"{seed}:{backend}")
@@ -83,7 +83,7 @@ def plan_runs(
             PlannedKill(
                 kind,
                 _target(kind, rng),
-                first_step + j * gap_steps + rng.randint(0, gap_steps // 2),
+                first_step + j * gap_steps + rng.randint(0, gap_steps // 4),
             )
             for j, kind in enumerate(chunk)
         )

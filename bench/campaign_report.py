@@ -63,6 +63,7 @@ class Line:
     max: float | None
     steps_lost_max: int | None
     steps_lost_mean: float | None
+    overlapped: int
     leftovers: int
     runs: int
     checkpoints_ok: int
@@ -92,6 +93,7 @@ def summarize(rows: list[KillRow]) -> list[Line]:
                     max=max(secs, default=None),
                     steps_lost_max=max(lost, default=None),
                     steps_lost_mean=sum(lost) / len(lost) if lost else None,
+                    overlapped=sum(r.overlapped for r in group),
                     leftovers=sum(r.leftovers for r in runs),
                     runs=len(runs),
                     checkpoints_ok=sum(r.checkpoint_loads for r in runs),
@@ -104,8 +106,8 @@ def markdown(lines: list[Line], runs: int) -> str:
     """The summary as a markdown table (the campaign prints it and writes it to a file)."""
     out = [
         "| backend | kind | recovered | recovery p50 | p95 | max | steps lost max (mean) "
-        "| final checkpoint loads | leftovers |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| overlapped | final checkpoint loads | leftovers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for line in lines:
         lost = (
@@ -116,12 +118,13 @@ def markdown(lines: list[Line], runs: int) -> str:
         out.append(
             f"| {line.backend} | {line.kind} | {line.recovered}/{line.total} "
             f"| {_secs(line.p50)} | {_secs(line.p95)} | {_secs(line.max)} | {lost} "
-            f"| {line.checkpoints_ok}/{line.runs} runs | {line.leftovers} |"
+            f"| {line.overlapped} | {line.checkpoints_ok}/{line.runs} runs | {line.leftovers} |"
         )
     out.append("")
     out.append(
         f"{runs} runs. Recovery: from the task's death to its replacement's first step (a ps: "
-        "the restarted cluster's); steps lost: global steps rolled back."
+        "the restarted cluster's); steps lost: global steps rolled back; overlapped: kills "
+        "during whose recovery another kill of the run happened."
     )
     return "\n".join(out) + "\n"
 

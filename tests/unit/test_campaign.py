@@ -5,6 +5,7 @@ summary (bench.campaign_report), and the command's arguments (bench.campaign).""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -12,7 +13,14 @@ import sys
 import pytest
 
 from bench.campaign import parse_args
-from bench.campaign_measure import KillRow, Steps, match_decisions, measure_kill, rows_for_run
+from bench.campaign_measure import (
+    KillRow,
+    Steps,
+    match_decisions,
+    measure_kill,
+    overlaps,
+    rows_for_run,
+)
 from bench.campaign_plan import Counts, PlannedKill, RunPlan, plan_runs
 from bench.campaign_report import CSV_FIELDS, markdown, passed, percentile, summarize, write_csv
 from harness.faults import KillFault, KillRecord, parse_fault, parse_faults
@@ -100,7 +108,7 @@ def test_the_plan_has_every_kill_in_runs_spaced_and_is_seeded():
     assert {k.target for k in kills if k.kind != "worker"} == {"chief:0", "ps:0"}
     for run in runs:
         steps = [k.step for k in run.kills]
-        assert steps[0] >= 60 and all(b - a >= 100 for a, b in zip(steps, steps[1:]))
+        assert steps[0] >= 60 and all(b - a >= 150 for a, b in itertools.pairwise(steps))
         assert run.max_steps >= steps[-1] + 200
     assert runs == plan_runs("local", Counts(20, 10, 10), 10, 3, 200, 60)
     assert runs != plan_runs("local", Counts(20, 10, 10), 10, 4, 200, 60)
@@ -113,7 +121,7 @@ def test_the_plan_has_every_kill_in_runs_spaced_and_is_seeded():
         (["--kills-per-run", "0"], "--kills-per-run must be 1 or more"),
         (["--worker-kills", "-1"], "--worker-kills must be 0 or more"),
         (["--worker-kills", "0", "--chief-kills", "0", "--ps-kills", "0"], "no kills"),
-        (["--gap-steps", "1"], "--gap-steps must be 2 or more"),
+        (["--gap-steps", "3"], "--gap-steps must be 4 or more"),
     ],
 )
 def test_bad_arguments_are_named(capsys, args, message):
@@ -169,6 +177,13 @@ def test_a_ps_kill_recovers_at_the_restarted_clusters_first_step_and_rolls_back(
     assert measure_kill(PlannedKill("ps", "ps:0", 100), record, found) == (10.0, 8)
 
 
+def test_a_kill_overlaps_another_that_happened_while_it_recovered():
+    windows = [(10.0, 15.0), (14.0, 16.0), (30.0, float("inf"))]
+    assert overlaps(10.0, 5.0, windows) and overlaps(14.0, 2.0, windows)
+    assert not overlaps(10.0, 3.0, windows[:1] + windows[2:])
+    assert overlaps(30.0, None, windows + [(40.0, 41.0)])
+
+
 def test_decisions_go_to_each_targets_kills_in_order():
     kills = (PlannedKill("worker", "worker:0", 5), PlannedKill("ps", "ps:0", 9))
     kills += (PlannedKill("worker", "worker:0", 20),)
@@ -214,7 +229,7 @@ def test_percentiles_interpolate_between_ranks():
 def row(kind="worker", recovered=True, secs=3.0, lost=0, backend="local", run_id="r1", left=0):
     return KillRow(
         backend, run_id, kind, f"{kind}:0", 50, 52 if recovered else None, recovered,
-        secs if recovered else None, lost, "RESTART_TASK", True, left, "succeeded",
+        secs if recovered else None, lost, "RESTART_TASK", False, True, left, "succeeded",
     )  # fmt: skip
 
 
