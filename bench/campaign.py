@@ -64,20 +64,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--kills-per-run",
         type=int,
-        default=10,
+        default=20,
         help="kills per job; each job's restart budget (failure.max_failures) is its kills",
     )
     add("--seed", type=int, default=0, help="seed of the kinds' order, targets and steps")
     add(
         "--gap-steps",
         type=int,
-        default=200,
+        default=300,
         help="global steps between two kills' windows; a kill is planned in the first "
         "quarter of its window, so kills are at least 3/4 of this apart",
     )
     add("--first-step", type=int, default=60, help="the first kill window's first step")
+    add(
+        "--tail-steps",
+        type=int,
+        default=600,
+        help="global steps after the last kill's window, for its recovery before the end",
+    )
     add("--checkpoint-steps", type=int, default=40, help="train.save_checkpoints_steps")
-    add("--slow-secs", type=float, default=0.05, help="each trainer's sleep before a step")
+    add("--slow-secs", type=float, default=0.1, help="each trainer's sleep before a step")
     add(
         "--out",
         type=Path,
@@ -95,7 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.counts = Counts(args.worker_kills, args.chief_kills, args.ps_kills)
         for backend in backends(args.backend):  # validates the plan's arguments
             plan_runs(
-                backend, args.counts, args.kills_per_run, args.seed, args.gap_steps, args.first_step
+                backend,
+                args.counts,
+                args.kills_per_run,
+                args.seed,
+                args.gap_steps,
+                args.first_step,
+                args.tail_steps,
             )
     except ValueError as exc:
         parser.error(str(exc))
@@ -192,9 +204,8 @@ def final_checkpoint_loads(model_dir: Path, max_steps: int) -> bool:
 
     try:
         latest = tf.train.latest_checkpoint(str(model_dir))
-        return (
-            bool(latest) and tf.train.load_checkpoint(latest).get_tensor("global_step") >= max_steps
-        )
+        step = tf.train.load_checkpoint(latest).get_tensor("global_step") if latest else -1
+        return bool(step >= max_steps)
     except (tf.errors.OpError, ValueError):
         return False
 
@@ -216,7 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for backend in backends(args.backend):
         plans = plan_runs(
-            backend, args.counts, args.kills_per_run, args.seed, args.gap_steps, args.first_step
+            backend,
+            args.counts,
+            args.kills_per_run,
+            args.seed,
+            args.gap_steps,
+            args.first_step,
+            args.tail_steps,
         )
         if backend == "ray":
             connect_ray()

@@ -5,7 +5,8 @@ plan. Each run is one job (1 chief, ``WORKERS`` workers, 1 ps) with up to ``kill
 kills, their kinds shuffled over the backend's runs. Kill ``j`` of a run is planned at a
 random step in ``[first_step + j * gap_steps, first_step + j * gap_steps + gap_steps // 4]``,
 so two kills of a run are at least ``3 * gap_steps // 4`` steps apart (time for the previous
-one's recovery); the run's max_steps leaves ``gap_steps`` more after the window of the last.
+one's recovery); the run's max_steps leaves ``tail_steps`` more after the window of the last,
+for its recovery before the job ends.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def plan_runs(
     seed: int,
     gap_steps: int,
     first_step: int,
+    tail_steps: int = 600,
 ) -> list[RunPlan]:
     """The runs of one backend: ``counts`` kills in runs of up to ``kills_per_run``.
 
@@ -71,6 +73,8 @@ def plan_runs(
         raise ValueError(f"--kills-per-run must be 1 or more, not {kills_per_run}")
     if gap_steps < 4:
         raise ValueError(f"--gap-steps must be 4 or more, not {gap_steps}")
+    if tail_steps < 1:
+        raise ValueError(f"--tail-steps must be 1 or more, not {tail_steps}")
     if first_step < 1:
         raise ValueError(f"--first-step must be 1 or more, not {first_step}")
     rng = random.Random(f"{seed}:{backend}")
@@ -87,7 +91,7 @@ def plan_runs(
             )
             for j, kind in enumerate(chunk)
         )
-        max_steps = first_step + len(chunk) * gap_steps + gap_steps
+        max_steps = first_step + len(chunk) * gap_steps + tail_steps
         runs.append(RunPlan(backend, f"{backend}-{number + 1:02d}", kills, max_steps))
     return runs
 
