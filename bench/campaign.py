@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--gap-steps",
         type=int,
-        default=300,
+        default=200,
         help="global steps between two kills' windows; a kill is planned in the first "
         "quarter of its window, so kills are at least 3/4 of this apart",
     )
@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--tail-steps",
         type=int,
-        default=600,
+        default=400,
         help="global steps after the last kill's window, for its recovery before the end",
     )
     add("--checkpoint-steps", type=int, default=40, help="train.save_checkpoints_steps")

@@ -62,7 +62,7 @@ def plan_runs(
     seed: int,
     gap_steps: int,
     first_step: int,
-    tail_steps: int = 600,
+    tail_steps: int = 400,
 ) -> list[RunPlan]:
     """The runs of one backend: ``counts`` kills in runs of up to ``kills_per_run``.
 
