@@ -13,22 +13,31 @@ the fault, so the instance the supervisor starts again runs normally.
   read at a step, reported about twice a second), so it dies at the first report at or past
   N; a task without a training loop (ps, evaluator) goes by the latest checkpoint in
   model_dir, checked every ``CHECKPOINT_POLL_SECS``. What the supervisor sees is an exit by
-  SIGKILL, as for a task the OOM killer or a lost node ended.
+  SIGKILL, as for a task the OOM killer or a lost node ended. Just before, the task writes
+  its marker: one JSON object (``KillRecord``: target, planned step, the step it died at,
+  its pid, the wall-clock time), which is how a campaign (``bench.campaign``) learns when
+  and where each kill happened.
 
-``harness.testing.kill_task_at_step`` builds the variable's value for a test.
+Several kill faults are separated by ``;`` (``kill:worker:0:step=50:/m/a;kill:ps:0:step=90:/m/b``),
+each with its own marker; every task arms those that name it. A bind fault stands alone.
+
+``harness.testing.kill_task_at_step`` and ``kill_tasks_at_steps`` build the variable's value.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 FAULT_INJECT_ENV = "HARNESS_FAULT_INJECT"
+FAULT_SEPARATOR = ";"
 CHECKPOINT_POLL_SECS = 0.2
 _CHECKPOINT_STEP = re.compile(r'^model_checkpoint_path: ".*-(\d+)"', re.MULTILINE)
 
@@ -51,19 +60,47 @@ class BindFault:
 
 
 @dataclass(frozen=True)
+class KillRecord:
+    """What a killed task wrote to its marker just before its SIGKILL (the marker's JSON)."""
+
+    target: str
+    planned_step: int
+    step: int  # the global step it died at (a ps: the latest checkpoint's step)
+    pid: int
+    t: float  # wall clock, time.time()
+
+    @classmethod
+    def read(cls, marker: str | os.PathLike[str]) -> KillRecord | None:
+        """The record in ``marker``; None when the marker does not exist (the kill did not
+        happen). Raises ValueError for a marker that is not a kill record."""
+        try:
+            with open(marker) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{os.fspath(marker)}: not a kill record ({exc}): {text!r}") from exc
+
+
+@dataclass(frozen=True)
 class KillFault:
     """SIGKILL ``target`` (``role:index``) once the global step reaches ``step``, unless
-    ``marker`` exists (see the module docstring for how each role learns the step)."""
+    ``marker`` exists (see the module docstring for how each role learns the step).
+    ``also``: further kill faults of the same variable, armed with this one."""
 
     target: str
     step: int
     marker: str
+    also: tuple[KillFault, ...] = ()
 
     @classmethod
     def parse(cls, value: str | None) -> KillFault | None:
         """``kill:<role>:<index>:step=<N>:<marker>`` as a KillFault; None for any other kind.
 
-        Raises ValueError for a kill fault that is not written that way.
+        Raises ValueError for a kill fault that is not written that way. (Several faults:
+        ``parse_fault``.)
         """
         kind, _, rest = (value or "").partition(":")
         if kind != "kill":
@@ -76,6 +113,10 @@ class KillFault:
         role, index, step, marker = parts
         return cls(f"{role}:{int(index)}", int(step.removeprefix("step=")), marker)
 
+    def all(self) -> tuple[KillFault, ...]:
+        """This fault (without ``also``) and every fault in ``also``, in the variable's order."""
+        return (KillFault(self.target, self.step, self.marker), *self.also)
+
     def due(self, task_key: str, global_step: int) -> bool:
         """Whether ``task_key`` at ``global_step`` must die now (its marker is not there)."""
         return (
@@ -87,8 +128,11 @@ class KillFault:
 
         A trainer's reports go through the returned function, which kills the task before
         forwarding a report at or past the step; any other role gets a daemon thread that
-        watches model_dir's checkpoints, and ``report`` back unchanged.
+        watches model_dir's checkpoints, and ``report`` back unchanged. The faults in
+        ``also`` are armed the same way.
         """
+        for fault in self.also:
+            report = fault.arm(task_key, role, model_dir, report)
         if task_key != self.target:
             return report
         if role not in ("chief", "worker"):
@@ -101,8 +145,9 @@ class KillFault:
             return report
 
         def reporting(event: str, **fields: Any) -> None:
-            if event in ("progress", "done") and self.due(task_key, int(fields["global_step"])):
-                self._kill()
+            step = int(fields["global_step"]) if event in ("progress", "done") else -1
+            if step >= 0 and self.due(task_key, step):
+                self._kill(step)
             report(event, **fields)
 
         return reporting
@@ -110,18 +155,47 @@ class KillFault:
     def _watch_checkpoints(self, task_key: str, model_dir: str) -> None:
         stop = threading.Event()
         while not stop.wait(CHECKPOINT_POLL_SECS):
-            if self.due(task_key, checkpoint_step(model_dir)):
-                self._kill()
+            step = checkpoint_step(model_dir)
+            if self.due(task_key, step):
+                self._kill(step)
 
-    def _kill(self) -> None:
+    def _kill(self, step: int) -> None:
+        record = KillRecord(self.target, self.step, step, os.getpid(), time.time())
         with open(self.marker, "w") as f:
-            f.write(f"{self.target} killed itself at step >= {self.step}\n")
+            f.write(json.dumps(record.__dict__) + "\n")
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def parse_faults(value: str | None) -> list[BindFault | KillFault]:
+    """Every fault in ``HARNESS_FAULT_INJECT``'s value (``;``-separated), in order; faults of
+    an unknown kind are skipped. Raises ValueError for a malformed kill fault."""
+    faults = []
+    for part in (value or "").split(FAULT_SEPARATOR):
+        fault = BindFault.parse(part.strip()) or KillFault.parse(part.strip())
+        if fault is not None:
+            faults.append(fault)
+    return faults
+
+
 def parse_fault(value: str | None) -> BindFault | KillFault | None:
-    """The fault ``HARNESS_FAULT_INJECT``'s value asks for (None: unset, empty, unknown kind)."""
-    return BindFault.parse(value) or KillFault.parse(value)
+    """The fault ``HARNESS_FAULT_INJECT``'s value asks for (None: unset, empty, unknown kind).
+
+    Several kill faults come back as the first, with the others in its ``also`` (arming it
+    arms them all). Raises ValueError for a malformed kill fault, and for a bind fault
+    together with others (a bind fault stands alone).
+    """
+    faults = parse_faults(value)
+    if len(faults) > 1 and any(isinstance(f, BindFault) for f in faults):
+        raise ValueError(
+            f"{FAULT_INJECT_ENV}={value!r}: a bind fault stands alone; only kill faults can "
+            f"be combined with {FAULT_SEPARATOR!r}"
+        )
+    if not faults:
+        return None
+    first = faults[0]
+    if isinstance(first, KillFault) and len(faults) > 1:
+        return KillFault(first.target, first.step, first.marker, also=tuple(faults[1:]))
+    return first
 
 
 def checkpoint_step(model_dir: str) -> int:

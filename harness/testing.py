@@ -26,6 +26,7 @@ Fault injection (RELIABILITY.md), to test that a job survives what production do
 - ``kill_task_at_step(role, index, step, marker)``: the ``extra_env`` that makes one task
   SIGKILL itself once the global step reaches ``step``, on its first instance only
   (``harness.faults``); pass it to ``run_local_cluster`` (either backend).
+  ``kill_tasks_at_steps([(role, index, step, marker), ...])``: several such kills in one job.
 - ``kill_driver_at_step(job_file, step)``: runs ``harness run`` as a subprocess and SIGKILLs
   it at that step; the ``DriverOutcome`` says what the driver had started and how long it
   took after the driver's death until none of it was left.
@@ -50,7 +51,7 @@ from typing import Any
 
 import psutil
 
-from harness.faults import FAULT_INJECT_ENV
+from harness.faults import FAULT_INJECT_ENV, FAULT_SEPARATOR
 
 try:
     import pytest
@@ -162,6 +163,19 @@ def kill_task_at_step(
     when a checkpoint at or past it exists). ``marker`` (a file that must not exist yet) is
     created just before, so the restarted task does not kill itself again."""
     return {FAULT_INJECT_ENV: f"kill:{role}:{index}:step={step}:{os.fspath(marker)}"}
+
+
+def kill_tasks_at_steps(
+    kills: list[tuple[str, int, int, str | os.PathLike[str]]],
+) -> dict[str, str]:
+    """The ``extra_env`` for several kills in one job: each ``(role, index, step, marker)`` as
+    for ``kill_task_at_step``, with its own marker (the markers must differ). The job's
+    ``failure.max_failures`` must allow one restart per kill."""
+    markers = [os.fspath(marker) for *_, marker in kills]
+    if len(set(markers)) != len(markers):
+        raise ValueError(f"kill_tasks_at_steps: each kill needs its own marker, got {markers}")
+    values = [kill_task_at_step(*kill)[FAULT_INJECT_ENV] for kill in kills]
+    return {FAULT_INJECT_ENV: FAULT_SEPARATOR.join(values)}
 
 
 def write_job_file(
