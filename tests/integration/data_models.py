@@ -3,8 +3,11 @@ the ids it trained on.
 
 ``input_fn`` reads ``harness.data.shards()`` (the job's ``data: {examples, shard_size}``);
 each shard is one step's batch, its examples' ids ``start .. stop-1``. ``model_fn``'s
-train_op appends ``{"task", "ids"}`` to ``params["record"]`` after the update was applied,
-in the step itself (a task killed between steps has recorded exactly its applied steps).
+train_op appends ``{"task", "ids", "t", "started"}`` to ``params["record"]`` after the update
+was applied, in the step itself (a task killed between steps has recorded exactly its applied
+steps); ``t`` is when the update had been applied, ``started`` when the task's process
+started. The chief also records ``{"task", "begin"}`` when its session is about to be
+created (before it restores a checkpoint) and ``{"task", "restored", "step"}`` once it was.
 ``params["die_reading"]`` = ``[task, shards, marker]``: that task SIGKILLs itself while its
 pipeline reads its ``shards``-th shard (holding it, before the step), unless the marker exists.
 """
@@ -22,6 +25,27 @@ import harness.data
 from harness import ModelFnOps
 
 v1 = tf.compat.v1
+STARTED = time.time()
+
+
+def _append(path: str, line: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+class RestoreRecorder(v1.train.SessionRunHook):
+    """The chief's hook: when its session begins to be built, and the step it restored."""
+
+    def __init__(self, record: str) -> None:
+        self._record = record
+
+    def begin(self) -> None:
+        self._step = v1.train.get_global_step()
+        _append(self._record, {"task": _task(), "begin": time.time()})
+
+    def after_create_session(self, session, coord) -> None:
+        step = int(session.run(self._step))
+        _append(self._record, {"task": _task(), "restored": time.time(), "step": step})
 
 
 def _task() -> str:
@@ -60,11 +84,13 @@ def model_fn(features, labels, mode, params):
     )
 
     def record(ids):
+        applied = time.time()
         time.sleep(params.get("slow_secs", 0.0))
-        with open(params["record"], "a") as f:
-            f.write(json.dumps({"task": _task(), "ids": [int(i) for i in ids]}) + "\n")
+        line = {"task": _task(), "ids": [int(i) for i in ids], "t": applied, "started": STARTED}
+        _append(params["record"], line)
         return 0
 
     with tf.control_dependencies([apply]):
         train_op = tf.numpy_function(record, [features["id"]], tf.int64)
-    return ModelFnOps(mode=mode, loss=loss, train_op=train_op)
+    hooks = [RestoreRecorder(params["record"])]
+    return ModelFnOps(mode=mode, loss=loss, train_op=train_op, training_chief_hooks=hooks)

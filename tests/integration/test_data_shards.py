@@ -1,4 +1,4 @@
-"""harness.data on the local backend: every example is trained on exactly once in an epoch,
+"""harness.data on both backends (local processes, an embedded Ray): every example is trained on exactly once in an epoch,
 whatever task dies (docs/data.md).
 
 The model (``data_models``) records, in each step after its update was applied, the ids of
@@ -29,16 +29,18 @@ EXAMPLES, SHARD = 120, 4
 
 def ids_seen(record: Path) -> Counter[int]:
     lines = record.read_text().splitlines() if record.exists() else []
-    return Counter(i for line in lines for i in json.loads(line)["ids"])
+    return Counter(i for line in lines for i in json.loads(line).get("ids", []))
 
 
 @pytest.mark.timeout(300)
-def test_an_epoch_is_read_exactly_once_with_workers_killed(tmp_path):
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_an_epoch_is_read_exactly_once_with_workers_killed(tmp_path, backend):
     record, killed, died = tmp_path / "ids.jsonl", tmp_path / "killed", tmp_path / "died"
     result = run_local_cluster(
         "tests.integration.data_models:model_fn",
         "tests.integration.data_models:input_fn",
         model_dir=tmp_path / "model",
+        backend=backend,
         name="data-once",
         workers=2,
         max_steps=10**6,
@@ -49,6 +51,7 @@ def test_an_epoch_is_read_exactly_once_with_workers_killed(tmp_path):
         },
         data={"examples": EXAMPLES, "shard_size": SHARD},
         failure={"max_failures": 4, "stall_timeout_secs": 120},
+        placement={"timeout_secs": 60},
         source_dirs=(str(REPO),),
         extra_env=kill_task_at_step("worker", 0, 6, killed),
     )
