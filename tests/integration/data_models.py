@@ -3,11 +3,13 @@ the ids it trained on.
 
 ``input_fn`` reads ``harness.data.shards()`` (the job's ``data: {examples, shard_size}``);
 each shard is one step's batch, its examples' ids ``start .. stop-1``. ``model_fn``'s
-train_op appends ``{"task", "ids", "t", "started"}`` to ``params["record"]`` after the update
-was applied, in the step itself (a task killed between steps has recorded exactly its applied
-steps); ``t`` is when the update had been applied, ``started`` when the task's process
-started. The chief also records ``{"task", "begin"}`` when its session is about to be
-created (before it restores a checkpoint) and ``{"task", "restored", "step"}`` once it was.
+train_op appends ``{"task", "ids"}`` to ``params["record"]`` after the update was applied,
+in the step itself (a task killed between steps has recorded exactly its applied steps).
+With ``params["examples"]``, the same step adds 1 to ``seen[id]`` for each of its examples, a
+variable saved in the checkpoints: a checkpoint's ``seen`` says how many times the model's
+history (what the checkpoint holds) trained on each example. The chief records
+``{"task", "begin", "checkpoint"}`` when it begins a session: the latest checkpoint of
+``params["model_dir"]`` then, the one it restores (-1: none).
 ``params["die_reading"]`` = ``[task, shards, marker]``: that task SIGKILLs itself while its
 pipeline reads its ``shards``-th shard (holding it, before the step), unless the marker exists.
 """
@@ -23,29 +25,24 @@ import tensorflow as tf
 
 import harness.data
 from harness import ModelFnOps
+from harness.faults import checkpoint_step
 
 v1 = tf.compat.v1
-STARTED = time.time()
-
-
-def _append(path: str, line: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(line) + "\n")
 
 
 class RestoreRecorder(v1.train.SessionRunHook):
-    """The chief's hook: when its session begins to be built, and the step it restored."""
+    """The chief's: which checkpoint its session restores (before the session is built)."""
 
-    def __init__(self, record: str) -> None:
-        self._record = record
+    def __init__(self, record: str, model_dir: str) -> None:
+        self._record, self._model_dir = record, model_dir
 
     def begin(self) -> None:
-        self._step = v1.train.get_global_step()
-        _append(self._record, {"task": _task(), "begin": time.time()})
+        line = {"task": _task(), "begin": time.time(), "checkpoint": self._checkpoint()}
+        with open(self._record, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
-    def after_create_session(self, session, coord) -> None:
-        step = int(session.run(self._step))
-        _append(self._record, {"task": _task(), "restored": time.time(), "step": step})
+    def _checkpoint(self) -> int:
+        return checkpoint_step(self._model_dir) if self._model_dir else -1
 
 
 def _task() -> str:
@@ -84,13 +81,18 @@ def model_fn(features, labels, mode, params):
     )
 
     def record(ids):
-        applied = time.time()
         time.sleep(params.get("slow_secs", 0.0))
-        line = {"task": _task(), "ids": [int(i) for i in ids], "t": applied, "started": STARTED}
-        _append(params["record"], line)
+        with open(params["record"], "a") as f:
+            f.write(json.dumps({"task": _task(), "ids": [int(i) for i in ids]}) + "\n")
         return 0
 
+    if params.get("examples"):
+        seen = v1.get_variable(
+            "seen", [params["examples"]], initializer=v1.zeros_initializer(), trainable=False
+        )
+        ones = tf.ones_like(features["id"], dtype=tf.float32)
+        apply = tf.group(apply, v1.scatter_add(seen, features["id"], ones, use_locking=True))
     with tf.control_dependencies([apply]):
         train_op = tf.numpy_function(record, [features["id"]], tf.int64)
-    hooks = [RestoreRecorder(params["record"])]
+    hooks = [RestoreRecorder(params["record"], params.get("model_dir", ""))]
     return ModelFnOps(mode=mode, loss=loss, train_op=train_op, training_chief_hooks=hooks)
