@@ -5,7 +5,8 @@ The model (``data_models``) records, in each step after its update was applied, 
 the examples it trained on. With workers killed (between two steps by HARNESS_FAULT_INJECT,
 and while holding an unread shard), no rollback happens (the ps keep the live variables),
 so the records of every task instance together are the model's history: each id exactly
-once. The epoch ends the training (max_steps is out of reach).
+once; the final checkpoint's ``seen`` (how many times the model trained on each example)
+says the same. The epoch ends the training (max_steps is out of reach).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import pytest
+import tensorflow as tf
 
 from harness.testing import kill_task_at_step, leftover_task_processes, run_local_cluster
 
@@ -47,6 +49,7 @@ def test_an_epoch_is_read_exactly_once_with_workers_killed(tmp_path, backend):
         params={
             "record": str(record),
             "slow_secs": 0.1,
+            "examples": EXAMPLES,
             "die_reading": ["worker:1", 4, str(died)],
         },
         data={"examples": EXAMPLES, "shard_size": SHARD},
@@ -62,4 +65,6 @@ def test_an_epoch_is_read_exactly_once_with_workers_killed(tmp_path, backend):
     assert sorted(seen) == list(range(EXAMPLES)), sorted(set(range(EXAMPLES)) - set(seen))
     assert {i: n for i, n in seen.items() if n != 1} == {}
     assert sorted(p.name for p in (tmp_path / "model").glob("shards-*.json"))
+    seen = tf.train.load_checkpoint(result.checkpoints()[-1]).get_tensor("seen")
+    assert {i: int(n) for i, n in enumerate(seen) if n != 1} == {}
     assert not leftover_task_processes(result.model_dir)
