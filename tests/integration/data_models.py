@@ -5,6 +5,11 @@ the ids it trained on.
 each shard is one step's batch, its examples' ids ``start .. stop-1``. ``model_fn``'s
 train_op appends ``{"task", "ids"}`` to ``params["record"]`` after the update was applied,
 in the step itself (a task killed between steps has recorded exactly its applied steps).
+With ``params["examples"]``, the same step adds 1 to ``seen[id]`` for each of its examples, a
+variable saved in the checkpoints: a checkpoint's ``seen`` says how many times the model's
+history (what the checkpoint holds) trained on each example. The chief records
+``{"task", "begin", "checkpoint"}`` when it begins a session: the latest checkpoint of
+``params["model_dir"]`` then, the one it restores (-1: none).
 ``params["die_reading"]`` = ``[task, shards, marker]``: that task SIGKILLs itself while its
 pipeline reads its ``shards``-th shard (holding it, before the step), unless the marker exists.
 """
@@ -20,8 +25,24 @@ import tensorflow as tf
 
 import harness.data
 from harness import ModelFnOps
+from harness.faults import checkpoint_step
 
 v1 = tf.compat.v1
+
+
+class RestoreRecorder(v1.train.SessionRunHook):
+    """The chief's: which checkpoint its session restores (before the session is built)."""
+
+    def __init__(self, record: str, model_dir: str) -> None:
+        self._record, self._model_dir = record, model_dir
+
+    def begin(self) -> None:
+        line = {"task": _task(), "begin": time.time(), "checkpoint": self._checkpoint()}
+        with open(self._record, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def _checkpoint(self) -> int:
+        return checkpoint_step(self._model_dir) if self._model_dir else -1
 
 
 def _task() -> str:
@@ -65,6 +86,13 @@ def model_fn(features, labels, mode, params):
             f.write(json.dumps({"task": _task(), "ids": [int(i) for i in ids]}) + "\n")
         return 0
 
+    if params.get("examples"):
+        seen = v1.get_variable(
+            "seen", [params["examples"]], initializer=v1.zeros_initializer(), trainable=False
+        )
+        ones = tf.ones_like(features["id"], dtype=tf.float32)
+        apply = tf.group(apply, v1.scatter_add(seen, features["id"], ones, use_locking=True))
     with tf.control_dependencies([apply]):
         train_op = tf.numpy_function(record, [features["id"]], tf.int64)
-    return ModelFnOps(mode=mode, loss=loss, train_op=train_op)
+    hooks = [RestoreRecorder(params["record"], params.get("model_dir", ""))]
+    return ModelFnOps(mode=mode, loss=loss, train_op=train_op, training_chief_hooks=hooks)

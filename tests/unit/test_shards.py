@@ -106,3 +106,81 @@ def test_which_restarts_roll_the_queue_back(tmp_path):
     assert rolls_back(
         job(tmp_path, cluster={"ps": 1}, failure={"chief_restart": "checkpoint"}), "chief:0"
     )
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def sent(handle, what):
+    return [line for line in handle.sent if what in line]
+
+
+def test_the_chief_saves_once_the_other_steps_in_flight_are_done(tmp_path):
+    service = ShardService(job(tmp_path), info=lambda line: None)
+    chief, worker = FakeHandle(), FakeHandle()
+    service.on_event("worker:0", worker, {"event": "shard_request", "epoch": 0})  # shard 0
+    service.on_event("chief:0", chief, {"event": "checkpoint_saving", "step": 3})
+    assert not sent(chief, "checkpoint_go")  # worker:0's step with shard 0 is in flight
+    service.on_event("worker:0", worker, {"event": "shards_done", "shards": [[0, 0]]})
+    assert len(sent(chief, "checkpoint_go")) == 1
+    service.on_event("worker:0", worker, {"event": "shard_request", "epoch": 0})
+    assert '"status": "wait"' in worker.sent[-1]  # no new step while the chief saves
+    service.on_event("chief:0", chief, {"event": "checkpoint_saved", "step": 3})
+    assert read_snapshot(str(tmp_path), 3) == {0: {0}}  # the step in flight is in it
+    service.on_event("worker:0", worker, {"event": "shard_request", "epoch": 0})
+    assert '"status": "shard"' in worker.sent[-1]
+
+
+def test_a_stuck_step_is_not_waited_for_past_the_barrier(tmp_path):
+    clock = Clock()
+    service = ShardService(job(tmp_path), info=lambda line: None, clock=clock)
+    chief, stuck, other = FakeHandle(), FakeHandle(), FakeHandle()
+    service.on_event("worker:0", stuck, {"event": "shard_request", "epoch": 0})
+    service.on_event("chief:0", chief, {"event": "checkpoint_saving", "step": 3})
+    clock.now = 1000.0
+    service.on_event("worker:1", other, {"event": "shard_request", "epoch": 0})
+    assert len(sent(chief, "checkpoint_go")) == 1
+    service.on_event("chief:0", chief, {"event": "checkpoint_saved", "step": 3})
+    assert read_snapshot(str(tmp_path), 3) == {}  # the snapshot of before the save
+
+
+def test_an_exited_worker_is_not_waited_for(tmp_path):
+    service = ShardService(job(tmp_path), info=lambda line: None)
+    chief, worker = FakeHandle(), FakeHandle()
+    service.on_event("worker:0", worker, {"event": "shard_request", "epoch": 0})
+    service.on_event("chief:0", chief, {"event": "checkpoint_saving", "step": 3})
+    service.exited("worker:0")
+    assert len(sent(chief, "checkpoint_go")) == 1
+
+
+def test_a_rollback_right_after_a_save_uses_the_snapshot_taken_for_it(tmp_path):
+    """The chief (or a ps) died after writing checkpoint 4 but before checkpoint_saved."""
+    service = ShardService(job(tmp_path), info=lambda line: None)
+    chief = FakeHandle()
+    service.on_event("chief:0", chief, {"event": "shard_request", "epoch": 0})
+    service.on_event("chief:0", chief, {"event": "shards_done", "shards": [[0, 0]]})
+    service.on_event("chief:0", chief, {"event": "checkpoint_saving", "step": 4})
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-4"\n')
+    service.rollback()
+    assert read_snapshot(str(tmp_path), 4) == {0: {0}}
+    assert service.queue.request("chief:0", 0) == 1
+
+
+def test_after_a_restoring_chief_restart_the_others_wait_for_the_new_chief(tmp_path):
+    service = ShardService(
+        job(tmp_path, cluster={"ps": 1}, failure={"chief_restart": "checkpoint"}),
+        info=lambda line: None,
+    )
+    chief, worker = FakeHandle(), FakeHandle()
+    service.rollback()
+    service.task_restarting("chief:0")
+    service.on_event("worker:0", worker, {"event": "shard_request", "epoch": 0})
+    assert '"status": "wait"' in worker.sent[-1]  # its step would be overwritten
+    service.on_event("chief:0", chief, {"event": "shard_request", "epoch": 0})
+    service.on_event("worker:0", worker, {"event": "shard_request", "epoch": 0})
+    assert '"status": "shard"' in worker.sent[-1]
