@@ -3,7 +3,8 @@
 ``spawn_task`` starts ``python -m harness.task`` in its own session (process group) with
 stdin/stdout as text pipes (stderr merged into stdout), so the supervisor's wire protocol
 works the same under every launcher. ``kill_tree`` takes the task down with everything it
-started.
+started. ``WarmSpare`` is a task process started before it is needed (docs/ARCHITECTURE.md,
+"Warm spares").
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import signal
 import subprocess
 
 import psutil
+
+from harness.identity import TaskId
+from harness.runtime.spare import become_command, pre_import_key, spare_command
 
 
 def task_process_env(base: dict[str, str], overrides: dict[str, str]) -> dict[str, str]:
@@ -69,3 +73,45 @@ def kill_tree(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+class WarmSpare:
+    """A ``python -m harness.task --spare`` process (``harness.runtime.spare``) started with
+    ``env``; ``become`` hands it to one task whose environment has the same ``key``."""
+
+    def __init__(self, python: str, env: dict[str, str]) -> None:
+        self.key = pre_import_key(env)
+        self.process = spawn_task(spare_command(python), env)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def become(self, task_id: TaskId, env: dict[str, str]) -> subprocess.Popen[str] | None:
+        """Turn the spare into ``task_id`` (started with ``env``); None when it cannot be:
+        it is gone, or ``env`` differs from its own beyond ``IDENTITY_ENV`` (start cold)."""
+        if pre_import_key(env) != self.key or not self.alive():
+            return None
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(become_command(task_id, env))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return None
+        return self.process
+
+    def kill(self) -> None:
+        kill_tree(self.process.pid)
+        try:
+            self.process.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            pass
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
