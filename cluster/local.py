@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 
 from cluster.handles import Inbox
 from cluster.plan import Plan, TaskPlan, make_plan
-from cluster.processes import WarmSpare, kill_tree, spawn_task, task_process_env
+from cluster.processes import WarmSpare, first_step, kill_tree, spawn_task, task_process_env
 from cluster.tensorboard import (
     TensorBoardProcess,
     TensorBoardRequest,
     tensorboard_env,
     tensorboard_request,
 )
-from harness import protocol
 from harness.job import JobSpec
 from harness.runtime.spare import pre_import_key
 
@@ -144,6 +143,7 @@ class LocalTaskHandle:
                 if self._on_step is not None:
                     self._on_step(self)
         inbox.exited(self, self.process.wait())
+
     def send(self, command: str) -> None:
         with self._lock:
             try:
@@ -253,11 +253,3 @@ class LocalLauncher:
         for handle in self.started:
             handle.kill()
             handle.wait_gone(timeout=10.0)
-
-
-def first_step(line: str) -> bool:
-    """Whether a task's output line is the event of a step (``progress`` or ``done``)."""
-    if protocol.MARKER not in line:
-        return False
-    event = protocol.split_event(line.rstrip("\n"))[1]
-    return event is not None and event.get("event") in ("progress", "done")

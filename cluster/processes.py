@@ -15,6 +15,7 @@ import subprocess
 
 import psutil
 
+from harness import protocol
 from harness.identity import TaskId
 from harness.runtime.spare import become_command, pre_import_key, spare_command
 
@@ -42,6 +43,14 @@ def join_paths(*paths: str) -> str:
             if entry and entry not in entries:
                 entries.append(entry)
     return os.pathsep.join(entries)
+
+
+def first_step(line: str) -> bool:
+    """Whether a task's output line is the event of a step (``progress`` or ``done``)."""
+    if protocol.MARKER not in line:
+        return False
+    event = protocol.split_event(line.rstrip("\n"))[1]
+    return event is not None and event.get("event") in ("progress", "done")
 
 
 def spawn_task(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

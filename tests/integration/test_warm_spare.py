@@ -103,7 +103,9 @@ def run_with_a_kill(tmp_path: Path, backend: str, role: str, warm_spares: bool):
     assert result.succeeded, result.error
     records = [json.loads(line) for line in record.read_text().splitlines() if line]
     key = f"{role}:0"
-    after = {r["pid"] for r in records if r["task"] == key and r.get("pid") not in (None, killer.pid)}
+    after = {
+        r["pid"] for r in records if r["task"] == key and r.get("pid") not in (None, killer.pid)
+    }
     failures = [f for f in result.summary["failures"] if f["task"] == key]
     assert failures and failures[0]["decision"] == "RESTART_TASK", result.summary["failures"]
     gone = [p for p in [*map(safe_process, killer.spares)] if p is not None and p.is_running()]
