@@ -134,3 +134,13 @@ def test_a_bad_warm_spares_value_names_the_field(tmp_path):
         _job(tmp_path, warm_spares="sometimes")
     assert caught.value.field == "failure.warm_spares"
     assert "sometimes" in str(caught.value) or "bool" in str(caught.value)
+
+
+def test_the_dry_run_says_whether_spares_are_on(tmp_path):
+    from cluster.local import LocalBackend
+
+    backend = LocalBackend()
+    on = backend.render(backend.plan(_job(tmp_path))).describe()
+    off = backend.render(backend.plan(_job(tmp_path, warm_spares=False))).describe()
+    assert "warm spares: on" in on and "--spare" in on
+    assert "warm spares: off (failure.warm_spares: false)" in off
