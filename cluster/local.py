@@ -77,22 +77,11 @@ class LocalRequest:
 
     def describe(self) -> str:
         """The dry-run text: processes, commands, environment, TF_CONFIG, the warm spares
-        (and TensorBoard)."""
-        text = "\n".join([self.plan.describe(), spares_text(self.plan.job)])
+        (``Plan.describe``; and TensorBoard)."""
+        text = self.plan.describe()
         if self.tensorboard is None:
             return text
         return "\n".join([text, *self.tensorboard.describe("a process on this machine, CPU only")])
-
-
-def spares_text(job: JobSpec) -> str:
-    """The dry-run's line on ``failure.warm_spares``."""
-    if not job.failure.warm_spares:
-        return "warm spares: off (failure.warm_spares: false): a restarted task starts cold"
-    return (
-        "warm spares: on (failure.warm_spares): once every trainer steps, one idle "
-        "`python -m harness.task --spare` per distinct trainer environment (about 300-700 MiB "
-        "RSS each) waits to become a restarted task"
-    )
 
 
 class LocalBackend:

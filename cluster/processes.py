@@ -17,6 +17,7 @@ import psutil
 
 from harness import protocol
 from harness.identity import TaskId
+from harness.job import JobSpec
 from harness.runtime.spare import become_command, pre_import_key, spare_command
 
 
@@ -124,3 +125,14 @@ class WarmSpare:
                     pipe.close()
             except OSError:
                 pass
+
+
+def spares_text(job: JobSpec) -> str:
+    """The dry-run's line on ``failure.warm_spares``."""
+    if not job.failure.warm_spares:
+        return "warm spares: off (failure.warm_spares: false): a restarted task starts cold"
+    return (
+        "warm spares: on (failure.warm_spares): once every trainer steps, one idle "
+        "`python -m harness.task --spare` per distinct trainer environment (about 300-700 MiB "
+        "RSS each) waits to become a restarted task"
+    )
