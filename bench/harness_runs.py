@@ -51,7 +51,8 @@ def job_dict(
         params=params,
         source_dirs=(REPO,),
         resources=resources,
-        failure={"max_failures": 0, "stall_timeout_secs": 120},
+        # no restarts, so no spare: its imports would load the measured window
+        failure={"max_failures": 0, "stall_timeout_secs": 120, "warm_spares": False},
         timeouts={"startup_secs": 180, "stop_grace_secs": 5},
     )
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from bench import explain
+from bench import explain, recovery
 from bench.records import ClusterRun
 from bench.stats import Comparison, Summary, Target
 from bench.suite import PEER_SIZE, SCALING_TRAINERS, Results, batch_size
@@ -365,6 +365,8 @@ def render(results: Results) -> str:
             out += scaling_table(r.gpu_scaling)
         else:
             out += [f"Skipped: {r.gpu_note}.", ""]
+    if "recovery" in figures:
+        out += ["## 7. Recovery", "", recovery.SETUP, "", *table(recovery.rows(r.recovery))]
     out += explain.explanations(r, all_rows)
     if r.failures:
         out += ["## Failed runs", "", *[f"- {f}" for f in r.failures], ""]

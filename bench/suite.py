@@ -24,12 +24,12 @@ from typing import Any
 
 import psutil
 
-from bench import bare_tf, hook_cost, procwatch
+from bench import bare_tf, hook_cost, procwatch, recovery
 from bench.harness_runs import REPO, run_harness
 from bench.records import ClusterRun, analyze
 from bench.workload import SIZES
 
-FIGURES = ("throughput", "bringup", "teardown", "memory", "hooks", "scaling")
+FIGURES = ("throughput", "bringup", "teardown", "memory", "hooks", "scaling", "recovery")
 SCALING_TRAINERS = (1, 2, 4)
 SIZES_MEASURED = ("small", "large")
 PEER_SIZE = "large"  # the model of the Ray Train / SyncReplicas comparison
@@ -82,6 +82,7 @@ class Results:
     scaling: dict[int, list[ClusterRun | None]] = field(default_factory=dict)
     gpu_scaling: dict[int, list[ClusterRun | None]] = field(default_factory=dict)
     gpu_note: str | None = None
+    recovery: dict[str, list[float | None]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     driver_tf_import_secs: float | None = None
     started: float = field(default_factory=time.time)
@@ -164,6 +165,9 @@ class Suite:
                 self._clusters()
             if "scaling" in self.s.figures:
                 self._scaling(r.scaling, gpu=0.0)
+            if "recovery" in self.s.figures:
+                self._ensure_ray("ray")
+                r.recovery = recovery.measure(self._attempt, self.s.runs, log)
             if self.s.gpu:
                 self._gpu()
         finally:

@@ -17,12 +17,12 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cluster.handles import Inbox
 from cluster.plan import Plan, TaskPlan, make_plan
-from cluster.processes import kill_tree, spawn_task, task_process_env
+from cluster.processes import WarmSpare, first_step, kill_tree, spawn_task, task_process_env
 from cluster.tensorboard import (
     TensorBoardProcess,
     TensorBoardRequest,
@@ -30,6 +30,7 @@ from cluster.tensorboard import (
     tensorboard_request,
 )
 from harness.job import JobSpec
+from harness.runtime.spare import pre_import_key
 
 
 def visible_gpus() -> list[str]:
@@ -75,7 +76,8 @@ class LocalRequest:
         return next(p for p in self.processes if p.key == key)
 
     def describe(self) -> str:
-        """The dry-run text: processes, commands, environment, TF_CONFIG (and TensorBoard)."""
+        """The dry-run text: processes, commands, environment, TF_CONFIG, the warm spares
+        (``Plan.describe``; and TensorBoard)."""
         text = self.plan.describe()
         if self.tensorboard is None:
             return text
@@ -104,12 +106,25 @@ class LocalBackend:
 
 
 class LocalTaskHandle:
+    """One task's process, started cold (``process``'s command) or a warm spare that became
+    the task (``spawned``; ``warm`` is then True). ``on_step`` is called once, from the
+    reader thread, at the task's first step (the launcher's cue to start spares)."""
+
     def __init__(
-        self, plan: TaskPlan, process: LocalProcess, inbox: Inbox, extra_env: Mapping[str, str]
+        self,
+        plan: TaskPlan,
+        process: LocalProcess,
+        inbox: Inbox,
+        extra_env: Mapping[str, str],
+        spawned: subprocess.Popen[str] | None = None,
+        on_step: Callable[[LocalTaskHandle], None] | None = None,
     ) -> None:
         self.plan = plan
+        self.warm = spawned is not None
+        self.stepped = False
+        self._on_step = on_step
         env = task_process_env({**os.environ, **extra_env}, dict(process.env))
-        self.process = spawn_task(list(process.command), env)
+        self.process = spawned or spawn_task(list(process.command), env)
         self._lock = threading.Lock()
         self._reader = threading.Thread(
             target=self._read, args=(inbox,), daemon=True, name=f"read-{plan.key}"
@@ -124,6 +139,10 @@ class LocalTaskHandle:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             inbox.line(self, line.rstrip("\n"))
+            if not self.stepped and first_step(line):
+                self.stepped = True
+                if self._on_step is not None:
+                    self._on_step(self)
         inbox.exited(self, self.process.wait())
 
     def send(self, command: str) -> None:
@@ -154,20 +173,68 @@ class LocalTaskHandle:
 
 
 class LocalLauncher:
-    """Starts the processes of one ``LocalRequest``; ``close`` kills every one it started."""
+    """Starts the processes of one ``LocalRequest``; ``close`` kills every one it started.
+
+    Warm spares (``failure.warm_spares``): once every trainer has made its first step, one
+    spare per distinct pre-import environment of the trainers is started
+    (``cluster.processes.WarmSpare``); ``start`` hands a task to the spare of its environment
+    when there is one (the spare is then replaced at the next first step), else starts it
+    cold. ``close`` kills the spares too.
+    """
 
     name = "local"
 
     def __init__(self, request: LocalRequest) -> None:
         self.request = request
         self.started: list[LocalTaskHandle] = []
+        self.current: dict[str, LocalTaskHandle] = {}
+        self.spares: dict[tuple[tuple[str, str], ...], WarmSpare] = {}
+        self.all_spares: list[WarmSpare] = []
         self.tensorboard: TensorBoardProcess | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def task_env(self, key: str) -> dict[str, str]:
+        """The whole environment ``key``'s process is started with."""
+        base = {**os.environ, **self.request.extra_env}
+        return task_process_env(base, dict(self.request.process(key).env))
 
     def start(self, task: TaskPlan, inbox: Inbox) -> LocalTaskHandle:
         process = self.request.process(task.key)
-        handle = LocalTaskHandle(task, process, inbox, self.request.extra_env)
-        self.started.append(handle)
+        with self._lock:
+            spawned = self._take_spare(task)
+            handle = LocalTaskHandle(
+                task, process, inbox, self.request.extra_env, spawned, self._stepped
+            )
+            self.started.append(handle)
+            self.current[task.key] = handle
         return handle
+
+    def _take_spare(self, task: TaskPlan) -> subprocess.Popen[str] | None:
+        env = self.task_env(task.key)
+        spare = self.spares.pop(pre_import_key(env), None)
+        return None if spare is None else spare.become(task.task_id, env)
+
+    def _stepped(self, handle: LocalTaskHandle) -> None:
+        """A task's first step: once every trainer has stepped, start the missing spares."""
+        if not self.request.plan.job.failure.warm_spares:
+            return
+        with self._lock:
+            trainers = [h for h in self.current.values() if h.plan.is_trainer]
+            if self._closed or not all(h.stepped for h in trainers):
+                return
+            for trainer in trainers:
+                env = self.task_env(trainer.plan.key)
+                key = pre_import_key(env)
+                if key not in self.spares or not self.spares[key].alive():
+                    spare = WarmSpare(trainer.process.args[0], env)
+                    self.spares[key] = spare
+                    self.all_spares.append(spare)
+
+    def spare_pids(self) -> list[int]:
+        """The pids of the spares waiting now."""
+        with self._lock:
+            return [s.pid for s in self.spares.values() if s.alive()]
 
     def start_tensorboard(self, request: TensorBoardRequest) -> TensorBoardProcess:
         """Start TensorBoard as a process of this machine (returns before it serves)."""
@@ -176,10 +243,14 @@ class LocalLauncher:
         return self.tensorboard.start()
 
     def close(self) -> None:
-        """Kill every task process and TensorBoard (``cluster.tensorboard.serving`` stops it
-        first; this is the backstop)."""
+        """Kill every task process, every spare and TensorBoard
+        (``cluster.tensorboard.serving`` stops it first; this is the backstop)."""
+        with self._lock:
+            self._closed = True
         if self.tensorboard is not None:
             self.tensorboard.stop()
+        for spare in self.all_spares:
+            spare.kill()
         for handle in self.started:
             handle.kill()
             handle.wait_gone(timeout=10.0)

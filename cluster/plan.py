@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cluster.processes import join_paths
+from cluster.processes import join_paths, spares_text
 from cluster.resources import TaskResources, local_gpu_slices, task_resources
 from harness import legacy_keras
 from harness.identity import TaskId, tf_config
@@ -83,7 +83,7 @@ class Plan:
                 f"    env:       {json.dumps(env, sort_keys=True)}",
                 f"    TF_CONFIG: {json.dumps(self.tf_config(task))}",
             ]
-        return "\n".join(lines)
+        return "\n".join([*lines, spares_text(self.job)])
 
 
 def placeholder_cluster(job: JobSpec) -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
 """The driver side of one task in a Ray actor: the ``TaskHandle`` the supervisor holds.
 
-It starts the task in its actor (``cluster.ray_actor.TaskActor.start``), long-polls its
-output into the supervisor's inbox from a thread, sends commands in order from another, and
-reports an actor that died (killed, node lost, out of memory) as an exit with ``ACTOR_DIED``.
+It starts the task in its actor (``cluster.ray_actor.TaskActor.start``, or ``restart`` in
+the same actor), long-polls its output into the supervisor's inbox from a thread, sends
+commands in order from another, and reports an actor that died (killed, node lost, out of
+memory) as an exit with ``ACTOR_DIED``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,28 @@ CALL_TIMEOUT_SECS = 30.0
 
 
 class RayTaskHandle:
-    """A task running in a Ray actor, as the supervisor sees it (``TaskHandle``)."""
+    """A task running in a Ray actor, as the supervisor sees it (``TaskHandle``).
 
-    def __init__(self, plan: TaskPlan, actor: Any, inbox: Inbox) -> None:
+    ``restarted``: the facts of a restart inside the same actor (``TaskActor.restart``), whose
+    ``generation`` this handle reads and writes; else the actor is new and is started here.
+    ``kill`` ends the task process (the actor stays, for a restart in it); ``close`` the
+    actor (its spare with it).
+    """
+
+    def __init__(
+        self, plan: TaskPlan, actor: Any, inbox: Inbox, restarted: dict[str, Any] | None = None
+    ) -> None:
         import ray
 
         self.plan = plan
         self.actor = actor
         self.info: dict[str, Any] = {}
+        self.warm = bool(restarted and restarted.get("warm"))
+        self.generation = restarted["generation"] if restarted else 1
         self._ray = ray
         self._killed = False
         self._commands: queue.Queue[str | None] = queue.Queue()
-        self._started = actor.start.remote()
+        self._started = ray.put(restarted) if restarted else actor.start.remote()
         self._poller = threading.Thread(
             target=self._poll, args=(inbox,), daemon=True, name=f"ray-poll-{plan.key}"
         )
@@ -49,11 +60,14 @@ class RayTaskHandle:
                 f"{self.plan.key}: Ray actor on node {self.info['node_ip']} "
                 f"({self.info['node_id'][:8]}), pid {self.info['pid']}, "
                 f"CUDA_VISIBLE_DEVICES={self.info['cuda_visible_devices']!r}"
+                + (" (a warm spare)" if self.warm else "")
             )
             while True:
                 try:
                     lines, code = ray.get(
-                        self.actor.read.remote(timeout=POLL_TIMEOUT_SECS),
+                        self.actor.read.remote(
+                            timeout=POLL_TIMEOUT_SECS, generation=self.generation
+                        ),
                         timeout=CALL_TIMEOUT_SECS,
                     )
                 except (ray.exceptions.GetTimeoutError, ray.exceptions.ActorUnavailableError):
@@ -77,7 +91,8 @@ class RayTaskHandle:
         # One command at a time, in order (a threaded actor does not keep call order).
         while (command := self._commands.get()) is not None:
             try:
-                self._ray.get(self.actor.send.remote(command), timeout=CALL_TIMEOUT_SECS)
+                call = self.actor.send.remote(command, generation=self.generation)
+                self._ray.get(call, timeout=CALL_TIMEOUT_SECS)
             except Exception:  # noqa: BLE001 - the task is gone; its exit is on the way
                 pass
 
@@ -86,27 +101,47 @@ class RayTaskHandle:
             self._commands.put(command)
 
     def kill(self) -> None:
-        """Kill the task process, then its actor (idempotent, never raises)."""
-        ray = self._ray
-        if not self._killed:
-            self._killed = True
-            self._commands.put(None)
-            # The task is running: SIGKILL its process tree first. A task whose exit the
-            # poller has already seen (the normal end of a job) has nothing left to kill, so
-            # teardown skips that blocking round trip to each actor in turn.
-            if self.info and self._poller.is_alive():
-                try:
-                    ray.get(self.actor.kill.remote(), timeout=5.0)
-                except Exception:  # noqa: BLE001 - the actor is already gone or unreachable
-                    pass
+        """Kill the task process; its actor stays for a restart in it (idempotent, never
+        raises). An actor that does not answer is killed with it."""
+        if self._killed:
+            return
+        self._killed = True
+        self._commands.put(None)
+        try:
+            self._ray.get(self.actor.kill.remote(), timeout=CALL_TIMEOUT_SECS)
+        except Exception:  # noqa: BLE001 - gone or unreachable: make sure of it
+            self.close()
+
+    def restart(self) -> dict[str, Any] | None:
+        """Start the task again inside this handle's actor (``TaskActor.restart``); None when
+        the actor is gone (a new actor is needed, on a node that has the bundle)."""
+        try:
+            return self._ray.get(self.actor.restart.remote(), timeout=CALL_TIMEOUT_SECS)
+        except Exception:  # noqa: BLE001 - dead, or not answering
+            self.close()
+            return None
+
+    def close(self) -> None:
+        """Kill the task, its spare and the actor (idempotent, never raises)."""
+        self._killed = True
+        self._commands.put(None)
+        try:
+            self._ray.get(self.actor.shutdown.remote(), timeout=5.0)
+        except Exception:  # noqa: BLE001 - the actor is already gone or unreachable
+            pass
         # Without its actor the task sees EOF on stdin and exits (harness.protocol).
         try:
-            ray.kill(self.actor, no_restart=True)
+            self._ray.kill(self.actor, no_restart=True)
         except Exception:  # noqa: BLE001
             pass
 
     def wait_gone(self, timeout: float) -> bool:
-        """True once the actor is dead (its process, and so the task's, is gone)."""
+        """True once the task process is gone (its exit, or its actor's death, was read)."""
+        self._poller.join(timeout=timeout)
+        return not self._poller.is_alive()
+
+    def wait_actor_gone(self, timeout: float) -> bool:
+        """True once the actor is dead (its processes, and so the task's, are gone)."""
         deadline = time.monotonic() + timeout
         ray = self._ray
         while True:

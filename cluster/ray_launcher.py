@@ -19,7 +19,10 @@ pure ``cluster.ray_request.RayRequest`` (no Ray is imported); ``launch(request)`
   (``RayBackend(placement_group=pg, first_bundle=k)``, a Ray Tune trial's) nothing is
   created: the actors go into its bundles from ``k`` on, which must be the request's
   bundles, and the group is left to its owner.
-- A task started again (its own restart or the whole cluster's) first waits for its bundle:
+- A task started again (its own restart or the whole cluster's) whose actor lives is started
+  again inside that actor (``TaskActor.restart``: no new actor, no new placement), by the
+  actor's warm spare when it has one (``failure.warm_spares``). Else it first waits for its
+  bundle:
   when a node dies Ray places its bundles again where there is room
   (``cluster.ray_placement``); if that does not happen within ``placement.timeout_secs``,
   ``start`` raises ``cluster.handles.Unplaced`` (what the bundle needs, what the cluster has)
@@ -34,7 +37,7 @@ pure ``cluster.ray_request.RayRequest`` (no Ray is imported); ``launch(request)`
 - ``start_tensorboard`` starts the request's TensorBoard (``cluster.tensorboard``) as the
   actor ``<job>-tensorboard``: 0 CPUs and no GPU, in the chief's bundle, so on the chief's
   node; it serves on that node's IP.
-- ``close()`` kills every actor it started (TensorBoard's too) and removes the placement
+- ``close()`` kills every actor it started (their spares and TensorBoard's too) and removes the placement
   group: after success, failure or Ctrl-C (also during ``ray.init``) no actor and no
   placement group of the job remains.
 """
@@ -261,9 +264,16 @@ class RayLauncher:
             raise JobFailed("the Ray launcher is closed")
         self._await_placement()
         previous = self.handles.get(task.key)
-        if previous is not None:  # its bundle and its name must be free for the new actor
+        if previous is not None:
             previous.kill()
             previous.wait_gone(timeout=30.0)
+            restarted = previous.restart()  # in the same actor, while it lives
+            if restarted is not None:
+                handle = RayTaskHandle(task, previous.actor, inbox, restarted)
+                self.handles[task.key] = handle
+                self.all_handles.append(handle)
+                return handle
+            previous.wait_actor_gone(timeout=30.0)  # its bundle and name must be free
             self._await_bundle(task)
         handle = RayTaskHandle(task, self._create_actor(task), inbox)
         self.handles[task.key] = handle
@@ -300,7 +310,8 @@ class RayLauncher:
             options["memory"] = int(actor.bundle["memory"])
         self._kill_stale(actor.name)
         command, env = list(actor.command), dict(actor.env)
-        return ray.remote(TaskActor).options(**options).remote(task.key, command, env)
+        warm = self.job.failure.warm_spares
+        return ray.remote(TaskActor).options(**options).remote(task.key, command, env, warm)
 
     def start_tensorboard(self, tensorboard: TensorBoardRequest) -> RayTensorBoard:
         """Start TensorBoard's actor in the chief's bundle; returns before it is placed."""
@@ -353,9 +364,9 @@ class RayLauncher:
             if self.tensorboard is not None:
                 self.tensorboard.stop()
             for handle in self.all_handles:
-                handle.kill()
-            for handle in self.all_handles:
-                handle.wait_gone(timeout=10.0)
+                handle.close()
+            for handle in self.handles.values():  # one per actor: the latest
+                handle.wait_actor_gone(timeout=10.0)
             if self.placement_group is not None and self.request.owns_group:
                 from ray.util.placement_group import remove_placement_group
 

@@ -131,6 +131,13 @@ class RunRecord:
             {"task": key, "exit_code": exit_code, "decision": decision, "at_secs": self.elapsed()}
         )
 
+    def restarted(self, key: str, warm: bool) -> None:
+        """``key`` was started again: its latest failure record says whether a warm spare
+        became it (``warm``)."""
+        entry = next((f for f in reversed(self.failure_log) if f["task"] == key), None)
+        if entry is not None and "warm" not in entry:
+            entry["warm"] = warm
+
     def summary(
         self,
         plan: Plan,

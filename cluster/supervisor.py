@@ -208,6 +208,7 @@ class Supervisor:
         except Unplaced as exc:
             return self._drop(task.key, exc)
         state.started(handle, self.clock())
+        self.record.restarted(task.key, bool(getattr(handle, "warm", False)))
         self.observers.call("task_started", task.key)
 
     def _drop(self, key: str, exc: Unplaced) -> None:

@@ -199,6 +199,9 @@ class FailureConfig(_Strict):
     stall_timeout_secs: float = Field(300.0, gt=0)
     # a restarted chief joins the variables its ps kept, or restores as TF 1.x did
     chief_restart: Literal["live", "checkpoint"] = "live"
+    # a restarted task becomes a warm spare (TensorFlow already imported), which costs one
+    # idle task process's memory per spare (docs/ARCHITECTURE.md, "Warm spares")
+    warm_spares: bool = True
 
 
 class TimeoutConfig(_Strict):

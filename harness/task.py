@@ -11,6 +11,9 @@ else.
 (``harness.identity``) and the fault, and everything below gets them as arguments: a bind
 fault goes to the server, a kill fault wraps the task's ``report``.
 The port is held by ``harness.runtime.ports``, the server started by ``harness.runtime.server``.
+``python -m harness.task --spare`` is a warm spare (``harness.runtime.spare``): it imports
+first, then ``become`` reads which task it is and sets the ``IDENTITY_ENV`` values, and
+``run_main`` runs it as it runs a task started with ``--role/--index``.
 
 Lifecycle of a task:
 
@@ -45,12 +48,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from harness import data_client, protocol
 from harness.faults import FAULT_INJECT_ENV, BindFault, KillFault, parse_fault
 from harness.identity import DEFAULT_NODE_IP, ROLES, TaskId, TaskSpec
 from harness.job import JobSpec, JobSpecError
+from harness.runtime import spare
 from harness.runtime.ports import hold_port
 from harness.runtime.server import start_server
 
@@ -205,23 +209,59 @@ def _export_on_finish(job: JobSpec) -> Any:
     return export
 
 
-def _exit(code: int) -> None:
+def _exit(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``--role R --index I``: run that task. ``--spare``: import first, then wait on stdin
+    for the task to become (``harness.runtime.spare``); from there both are one path."""
     parser = argparse.ArgumentParser(prog="python -m harness.task", description=__doc__)
-    parser.add_argument("--role", required=True, choices=list(ROLES))
-    parser.add_argument("--index", required=True, type=int)
+    parser.add_argument("--role", choices=list(ROLES))
+    parser.add_argument("--index", type=int)
+    parser.add_argument(spare.SPARE_FLAG, action="store_true", help="start as a warm spare")
     args = parser.parse_args(argv)
-    task_id = TaskId(args.role, args.index)
+    if args.spare:
+        task_id, process_began = become(sys.stdin), time.time()
+    elif args.role is None or args.index is None:
+        parser.error("--role and --index are required (or --spare)")
+    else:
+        task_id, process_began = TaskId(args.role, args.index), None
+    run_main(task_id, process_began)
+
+
+def become(stream: Any) -> TaskId:
+    """A spare's wait: import, read the ``become`` line, take its ``IDENTITY_ENV`` values.
+    EOF (the launcher is gone) or a bad line ends the process."""
+    spare.warm_up()
+    line = stream.readline()
+    if not line:
+        _exit(protocol.EXIT_SUPERVISOR_LOST)
+    try:
+        task_id, env = spare.parse_become(line)
+    except spare.BecomeError as exc:
+        sys.stderr.write(f"{exc}\n")
+        _exit(protocol.EXIT_ERROR)
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return task_id
+
+
+def run_main(task_id: TaskId, process_began: float | None = None) -> None:
+    """Run ``task_id`` from the environment (a task's edge, see the module docstring).
+    ``process_began``: when a spare became this task (its ``address`` event says ``warm``)."""
     node_ip = os.environ.get("HARNESS_NODE_IP", DEFAULT_NODE_IP)
     fault = parse_fault(os.environ.get(FAULT_INJECT_ENV))
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     report = protocol.EventWriter()
+    if process_began is not None:
+        report = _warm_address(report, process_began)
     commands = Commands()
     code = protocol.EXIT_ERROR
     try:
@@ -235,6 +275,18 @@ def main(argv: list[str] | None = None) -> None:
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the supervisor
         code = _report_failure(exc, report)
     _exit(code)
+
+
+def _warm_address(report: Any, began: float) -> Any:
+    """A spare's ``address`` event says ``warm`` and starts the process when it became the
+    task (the bring-up's ``process_start``), not when it was spawned."""
+
+    def reporting(event: str, **fields: Any) -> None:
+        if event == "address":
+            fields.update(process_start=began, warm=True)
+        report(event, **fields)
+
+    return reporting
 
 
 def _report_failure(exc: BaseException, report: Any) -> int:

@@ -215,6 +215,7 @@ def test_the_task_sets_tf_config_once_from_its_spec(tmp_path, monkeypatch):
 #: Where harness/ may write the environment: (file, variable) -> count.
 ALLOWED_WRITES = {
     ("harness/task.py", "TF_CONFIG"): 1,
+    ("harness/task.py", "name"): 2,  # a warm spare takes its task's IDENTITY_ENV (become)
     ("harness/cli.py", "TF_CPP_MIN_LOG_LEVEL"): 1,
     ("harness/legacy_keras.py", "ENV"): 2,
 }
