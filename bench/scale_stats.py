@@ -44,7 +44,9 @@ def loglog_slope(sizes: Sequence[float], values: Sequence[float]) -> float | Non
 
     None with fewer than two usable points (a value or size that is not positive is left out).
     """
-    points = [(math.log(s), math.log(v)) for s, v in zip(sizes, values, strict=True) if s > 0 and v > 0]
+    points = [
+        (math.log(s), math.log(v)) for s, v in zip(sizes, values, strict=True) if s > 0 and v > 0
+    ]
     if len(points) < 2:
         return None
     mean_x = sum(x for x, _ in points) / len(points)

@@ -20,8 +20,8 @@ step and returns the next state, so a restart is a transition, never a recursion
   rejoin failed, fresh ports after a bind failure); a task the launcher cannot place again
   is dropped or fails the job. A failure ends the job (``JobFailed``: the task, its
   ``message``, its last traceback lines; run.json's ``user_error``: the user's code or
-  data), as Ctrl-C does; ``teardown`` kills what is left.
-  So does setting ``stop`` (a ``threading.Event``, from any thread; ``Inbox.get`` raises).
+  data), as Ctrl-C does, or setting ``stop`` (a ``threading.Event``, from any thread;
+  ``Inbox.get`` raises); ``teardown`` kills what is left.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from cluster.shards import ShardService
 from harness import protocol
 
 STACK_DUMP_SECS = 1.5  # how long the stall watchdog waits for stacks and latest steps
+WATCHDOG_EVERY_SECS = 0.2  # the watchdogs are O(tasks): run at most this often, not per event
 
 
 class Supervisor:
@@ -74,6 +75,8 @@ class Supervisor:
         self.chief_done = False
         self.stop_sent: dict[str, float] = {}
         self._workers_done_at: float | None = None
+        self._watchdogs_due = float("-inf")  # when the watchdogs run next (TRAINING)
+        self._other_trainers = [t.key for t in plan.tasks if t.is_trainer and t.key != "chief:0"]
         # each state's step is the method of its name: State.TRAINING -> self._training
         steps = [s for s in State if s is not State.DONE]
         self._steps = {s: getattr(self, f"_{s.name.lower()}") for s in steps}
@@ -127,11 +130,13 @@ class Supervisor:
         assert rv is not None
         if rv.fresh and not rv.cluster_built and rv.all_reported(self.tasks):
             self.cluster, rv.cluster_built = lifecycle.build_cluster(self.plan, self.tasks), True
+        command = None  # the same for every task: encoded once
         for key in rv.due(self.tasks):
             if policy.moved_host(self.cluster, key, self.tasks[key].address):
                 # back on another host, which the running ps cannot reach
                 return self._execute(key, *policy.decide_moved(key, self.chief_done, self.budget))
-            self.tasks[key].handle.send(protocol.encode_command("cluster", cluster=self.cluster))
+            command = command or protocol.encode_command("cluster", cluster=self.cluster)
+            self.tasks[key].handle.send(command)
             self.record.bring_up.task_mark(key, "cluster_sent")
         if rv.complete(self.tasks):
             if rv.fresh:
@@ -162,8 +167,10 @@ class Supervisor:
             return next_state
         if self.chief_done:
             return State.STOPPING
-        if self.inbox.pending():  # take in the backlog first: its news may be newer than now
+        # the backlog first (its news may be newer than now); the O(tasks) watchdogs seldom
+        if self.inbox.pending() or self.clock() < self._watchdogs_due:
             return State.TRAINING
+        self._watchdogs_due = self.clock() + WATCHDOG_EVERY_SECS
         self._enforce_stop_grace()
         self._check_lingering_chief()
         self._check_stall()
@@ -227,11 +234,7 @@ class Supervisor:
     def _finished(self) -> bool:
         if not self.chief_done:
             return False
-        trainers_gone = all(
-            s.exited
-            for k, s in self.tasks.items()
-            if self.plan.task(k).is_trainer and k != "chief:0"
-        )
+        trainers_gone = all(self.tasks[k].exited for k in self._other_trainers)
         if trainers_gone:
             for key in self.plan.variable_hosts:
                 self._send_stop(key)
@@ -263,9 +266,8 @@ class Supervisor:
         elif name == "server_started":
             state.server_started = True
         elif name == "bind_failed":
-            self.console.info(
-                f"{key}: TF server could not bind {event.get('port')}: {event.get('error')}"
-            )
+            port, error = event.get("port"), event.get("error")
+            self.console.info(f"{key}: TF server could not bind {port}: {error}")
         elif name in ("session_ready", "progress", "done"):
             self.record.progress(state, event)
             if self.observers:
