@@ -51,7 +51,7 @@ def emit(event: str, **fields: object) -> None:
 
 
 def fake_port(role: str, index: int) -> int:
-    """The port this task reports: distinct for every role and index (up to 1,000 each)."""
+    """The port this task reports: distinct for every role and index (ps up to 1,000)."""
     return PORT_BASE[role] + index if role != "evaluator" else 0
 
 

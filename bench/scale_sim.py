@@ -15,7 +15,7 @@ Measured (``ScaleObserver``, a ``RunObserver``; times on the driver's clocks):
   ``bench.fake_task``) -> the supervisor's observer call for it, over the steady window;
 - driver CPU per event: the driver process's CPU seconds (all threads: the supervisor and
   the launcher's reader threads) over the window / the events handled in it;
-- driver RSS: peak (VmHWM) and at the end of bring-up; per-task RSS at the end of bring-up;
+- driver RSS: peak (VmHWM) and at the end of the window; per-task RSS then;
 - teardown: ``stop`` sent to the chief -> the last task process gone.
 """
 
@@ -45,6 +45,7 @@ from harness import protocol
 
 FAKE_TASK = str(Path(__file__).with_name("fake_task.py"))
 REPO = str(Path(__file__).resolve().parents[1])
+MAX_WORKERS = 256  # harness.job's cap on cluster.workers
 
 
 def ps_for(tasks: int) -> int:
@@ -86,6 +87,7 @@ class ScaleObserver(RunObserver):
         self.stop_sent: float | None = None
         self.driver_rss_stepping = 0
         self.task_rss: list[int] = []
+        self.samples: list = []
 
     def progress(self, snapshot: Snapshot) -> None:
         now_wall, now = time.time(), time.monotonic()
@@ -98,21 +100,25 @@ class ScaleObserver(RunObserver):
             return
         if snapshot.loss is not None:
             self.latencies.append(now_wall - snapshot.loss)
+            self.samples.append((now_wall, now_wall - snapshot.loss, snapshot.reporter))
         self.window_events += 1
         if now - self.all_stepping >= self.window_secs:
             self.cpu_window = cpu_secs(self.me) - self.cpu_at_stepping
+            self._sample_rss()  # after the window: it takes ~1 ms a task, on this thread
             self.stop_sent = time.monotonic()
             self._end_run()
 
     def _stepping(self, now: float) -> None:
         self.all_stepping = now
+        self.cpu_at_stepping = cpu_secs(self.me)
+
+    def _sample_rss(self) -> None:
         self.driver_rss_stepping = self.me.memory_info().rss
         for child in self.me.children():
             try:
                 self.task_rss.append(child.memory_info().rss)
             except psutil.Error:
                 continue
-        self.cpu_at_stepping = cpu_secs(self.me)
 
 
 def cpu_secs(proc: psutil.Process) -> float:
@@ -134,7 +140,7 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
             "bench.fake_task:input_fn",
             os.path.join(work_dir, "model"),
             name=f"scale-sim-{tasks}",
-            workers=workers,
+            workers=min(workers, MAX_WORKERS),
             ps=ps,
             max_steps=10**9,
             source_dirs=(REPO,),
@@ -143,6 +149,9 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
             timeouts={"startup_secs": 900, "stop_grace_secs": 60},
         )
     )
+    if workers > MAX_WORKERS:  # past the job schema's cap, to see the driver's cost beyond it
+        cluster = job.cluster.model_copy(update={"workers": workers})
+        job = job.model_copy(update={"cluster": cluster})
     backend = FakeTaskBackend()
     launched: list[Any] = []
     original_launch = backend.launch
@@ -169,6 +178,8 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
         profiler.disable()
         with open(profile, "w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("cumulative").print_stats(40)
+    if os.environ.get("SCALE_DUMP"):
+        Path(os.environ["SCALE_DUMP"]).write_text(json.dumps(observer.samples))
     pids = [h.pid for h in launched[0].started] if launched else []
     while not procwatch.all_gone(pids):
         time.sleep(0.01)

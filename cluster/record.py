@@ -201,6 +201,9 @@ def write_run_json(model_dir: str, summary: dict[str, Any], indent: int | None =
     os.replace(path + ".tmp", path)
 
 
+MAX_WRITE_SHARE = 0.02  # of the supervisor's time that RunningRecord's writes may take
+
+
 class RunningRecord(RunObserver):
     """An observer that writes run.json with ``"status": "running"`` while the job runs.
 
@@ -208,7 +211,9 @@ class RunningRecord(RunObserver):
     the same keys as the final run.json). It is written at once on the job's first task
     start and on an exit the failure policy acted on (a restart, a drop, a failure: any
     decision but ``NOTHING``); on the other starts and exits, and on progress when the global
-    step moved, once ``every_secs`` have passed since the last write. One compact atomic write
+    step moved, once ``every_secs`` have passed since the last write, or 50 times what the
+    last write took if that is longer (``MAX_WRITE_SHARE``: at most 2% of the supervisor's
+    thread, however large the job). One compact atomic write
     (``write_run_json``) at a time, on the supervisor's thread, so the final summary, written
     after the job ended, is last. The throttle keeps the cost per job, not per task: the
     summary is O(tasks), and writing it on each of 1,000 starts made bring-up and teardown
@@ -228,6 +233,7 @@ class RunningRecord(RunObserver):
         self._clock = clock
         self._written_at: float | None = None
         self._written_step = -1
+        self._interval = every_secs
 
     def task_started(self, key: str) -> None:
         if self._due():
@@ -242,12 +248,15 @@ class RunningRecord(RunObserver):
             self._write(snapshot.global_step)
 
     def _due(self) -> bool:
-        return self._written_at is None or self._clock() - self._written_at >= self._every_secs
+        return self._written_at is None or self._clock() - self._written_at >= self._interval
 
     def _write(self, global_step: int | None = None) -> None:
+        start = self._clock()
         summary = self._summary()
         write_run_json(self._model_dir, summary, indent=None)
         self._written_at = self._clock()
+        took = self._written_at - start
+        self._interval = max(self._every_secs, took / MAX_WRITE_SHARE)
         self._written_step = (
             summary.get("final_global_step", 0) if global_step is None else global_step
         )
