@@ -12,7 +12,8 @@ Measured (``ScaleObserver``, a ``RunObserver``; times on the driver's clocks):
 
 - bring-up: launch -> every trainer has sent its first ``progress`` after ``session_ready``;
 - event latency: a trainer's ``time.time()`` when it wrote the event (its ``loss``, see
-  ``bench.fake_task``) -> the supervisor's observer call for it, over the steady window;
+  ``bench.fake_task``) -> the supervisor's observer call for it, over the steady window
+  (which starts ``settle_secs`` after bring-up; the worst latency before it is kept too);
 - driver CPU per event: the driver process's CPU seconds (all threads: the supervisor and
   the launcher's reader threads) over the window / the events handled in it;
 - driver RSS: peak (VmHWM) and at the end of the window; per-task RSS then;
@@ -72,48 +73,57 @@ def fake_command(key: str) -> tuple[str, ...]:
 class ScaleObserver(RunObserver):
     """Times the bring-up, the steady window and the event latencies (module docstring).
 
-    ``end_run()`` is called once, ``window_secs`` after every one of ``trainers`` stepped:
-    it tells the chief to stop, which ends the job the normal way (STOPPING).
+    Once every one of ``trainers`` stepped (its second report), ``settle_secs`` pass (the
+    backlog of the bring-up drains; its worst latency is kept as ``settle_max``), then the
+    window of ``window_secs`` is measured; ``end_run()`` is then called once: it tells the
+    chief to stop, which ends the job the normal way (STOPPING). O(1) per report.
     """
 
-    def __init__(self, trainers: int, window_secs: float, end_run: Any) -> None:
+    def __init__(
+        self, trainers: int, window_secs: float, end_run: Any, settle_secs: float = 2.0
+    ) -> None:
         self.trainers, self.window_secs, self._end_run = trainers, window_secs, end_run
+        self.settle_secs = settle_secs
         self.me = psutil.Process()
         self.reports: dict[str, int] = {}
+        self.stepping = 0  # trainers with two reports (session_ready, first progress)
         self.latencies: list[float] = []
         self.all_stepping: float | None = None  # time.monotonic()
+        self.window_start: float | None = None
         self.window_events = 0
-        self.cpu_at_stepping = self.cpu_window = 0.0
+        self.cpu_at_start = self.cpu_window = 0.0
         self.stop_sent: float | None = None
-        self.driver_rss_stepping = 0
+        self.settle_max = 0.0
+        self.driver_rss_window = 0
         self.task_rss: list[int] = []
-        self.samples: list = []
 
     def progress(self, snapshot: Snapshot) -> None:
         now_wall, now = time.time(), time.monotonic()
+        latency = None if snapshot.loss is None else now_wall - snapshot.loss
         if self.all_stepping is None:
             count = self.reports[snapshot.reporter] = self.reports.get(snapshot.reporter, 0) + 1
-            if count == 2 and sum(c >= 2 for c in self.reports.values()) == self.trainers:
-                self._stepping(now)
+            self.stepping += count == 2
+            if self.stepping == self.trainers:
+                self.all_stepping = now
             return
         if self.stop_sent is not None:
             return
-        if snapshot.loss is not None:
-            self.latencies.append(now_wall - snapshot.loss)
-            self.samples.append((now_wall, now_wall - snapshot.loss, snapshot.reporter))
+        if self.window_start is None:
+            if now - self.all_stepping < self.settle_secs:
+                self.settle_max = max(self.settle_max, latency or 0.0)
+                return
+            self.window_start, self.cpu_at_start = now, cpu_secs(self.me)
+        if latency is not None:
+            self.latencies.append(latency)
         self.window_events += 1
-        if now - self.all_stepping >= self.window_secs:
-            self.cpu_window = cpu_secs(self.me) - self.cpu_at_stepping
+        if now - self.window_start >= self.window_secs:
+            self.cpu_window = cpu_secs(self.me) - self.cpu_at_start
             self._sample_rss()  # after the window: it takes ~1 ms a task, on this thread
             self.stop_sent = time.monotonic()
             self._end_run()
 
-    def _stepping(self, now: float) -> None:
-        self.all_stepping = now
-        self.cpu_at_stepping = cpu_secs(self.me)
-
     def _sample_rss(self) -> None:
-        self.driver_rss_stepping = self.me.memory_info().rss
+        self.driver_rss_window = self.me.memory_info().rss
         for child in self.me.children():
             try:
                 self.task_rss.append(child.memory_info().rss)
@@ -178,13 +188,11 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
         profiler.disable()
         with open(profile, "w") as f:
             pstats.Stats(profiler, stream=f).sort_stats("cumulative").print_stats(40)
-    if os.environ.get("SCALE_DUMP"):
-        Path(os.environ["SCALE_DUMP"]).write_text(json.dumps(observer.samples))
     pids = [h.pid for h in launched[0].started] if launched else []
     while not procwatch.all_gone(pids):
         time.sleep(0.01)
     t_gone = time.monotonic()
-    if summary.get("status") != "succeeded" or observer.all_stepping is None:
+    if summary.get("status") != "succeeded" or observer.stop_sent is None:
         raise RuntimeError(f"simulated run of {tasks} tasks failed: {summary.get('error')}")
     return {
         "tasks": tasks,
@@ -193,12 +201,13 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
         "bring_up_secs": round(observer.all_stepping - t_launch, 3),
         "teardown_secs": round(t_gone - (observer.stop_sent or t_gone), 3),
         "latency": latency_summary(observer.latencies),
+        "settle_max_ms": round(1000 * observer.settle_max, 1),
         "window_events": observer.window_events,
         "events_per_sec": round(observer.window_events / window_secs, 1),
         "cpu_per_event_us": round(1e6 * observer.cpu_window / max(1, observer.window_events), 1),
         "driver_cpu_secs": round(cpu_secs(me) - cpu0, 2),
         "driver_rss_start_mb": round(rss0 / procwatch.MIB, 1),
-        "driver_rss_stepping_mb": round(observer.driver_rss_stepping / procwatch.MIB, 1),
+        "driver_rss_window_mb": round(observer.driver_rss_window / procwatch.MIB, 1),
         "driver_peak_rss_mb": round(procwatch.peak_rss_bytes(me) / procwatch.MIB, 1),
         "task_rss_mean_mb": round(
             sum(observer.task_rss) / max(1, len(observer.task_rss)) / procwatch.MIB, 1
