@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -181,33 +182,49 @@ class StepRate:
     def __init__(self, clock: Callable[[], float], window_secs: float = 10.0) -> None:
         self._clock = clock
         self._window = window_secs
-        self._points: list[tuple[float, int]] = []
+        self._points: deque[tuple[float, int]] = deque()
 
     def update(self, step: int) -> float | None:
+        """Take in the global step now; O(1) amortized (a report arrives from every trainer
+        about twice a second, so the window holds thousands of points at 1,000 tasks)."""
         now = self._clock()
         self._points.append((now, step))
         while len(self._points) > 2 and now - self._points[0][0] > self._window:
-            self._points.pop(0)
+            self._points.popleft()
         (t0, s0), (t1, s1) = self._points[0], self._points[-1]
         return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 
-def write_run_json(model_dir: str, summary: dict[str, Any]) -> None:
+def write_run_json(model_dir: str, summary: dict[str, Any], indent: int | None = 2) -> None:
+    """Write ``<model_dir>/run.json`` atomically (a temporary file, then a rename).
+
+    ``indent=None`` writes one compact line with the C encoder, several times faster than
+    the indented form (which ``json`` encodes in Python): ``RunningRecord``'s choice.
+    """
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, "run.json")
     with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
+        f.write(json.dumps(summary, indent=indent))
     os.replace(path + ".tmp", path)
+
+
+MAX_WRITE_SHARE = 0.02  # of the supervisor's time that RunningRecord's writes may take
 
 
 class RunningRecord(RunObserver):
     """An observer that writes run.json with ``"status": "running"`` while the job runs.
 
     ``summary()`` is the run's summary so far (the supervisor's ``summary("running", None)``:
-    the same keys as the final run.json). It is written when a task starts or exits (the
-    first start is the job's), and on progress when the global step moved and ``every_secs``
-    have passed since the last write: one small atomic write (``write_run_json``) at a time,
-    on the supervisor's thread, so the final summary, written after the job ended, is last.
+    the same keys as the final run.json). It is written at once on the job's first task
+    start and on an exit the failure policy acted on (a restart, a drop, a failure: any
+    decision but ``NOTHING``); on the other starts and exits, and on progress when the global
+    step moved, once ``every_secs`` have passed since the last write, or 50 times what the
+    last write took if that is longer (``MAX_WRITE_SHARE``: at most 2% of the supervisor's
+    thread, however large the job). One compact atomic write
+    (``write_run_json``) at a time, on the supervisor's thread, so the final summary, written
+    after the job ended, is last. The throttle keeps the cost per job, not per task: the
+    summary is O(tasks), and writing it on each of 1,000 starts made bring-up and teardown
+    quadratic (BENCHMARKS.md, "Cost with the number of tasks").
     """
 
     def __init__(
@@ -223,22 +240,30 @@ class RunningRecord(RunObserver):
         self._clock = clock
         self._written_at: float | None = None
         self._written_step = -1
+        self._interval = every_secs
 
     def task_started(self, key: str) -> None:
-        self._write()
+        if self._due():
+            self._write()
 
     def task_exited(self, key: str, exit_code: int | None, decision: str) -> None:
-        self._write()
+        if decision != "NOTHING" or self._due():
+            self._write()
 
     def progress(self, snapshot: Snapshot) -> None:
-        due = self._written_at is None or self._clock() - self._written_at >= self._every_secs
-        if due and snapshot.global_step != self._written_step:
+        if self._due() and snapshot.global_step != self._written_step:
             self._write(snapshot.global_step)
 
+    def _due(self) -> bool:
+        return self._written_at is None or self._clock() - self._written_at >= self._interval
+
     def _write(self, global_step: int | None = None) -> None:
+        start = self._clock()
         summary = self._summary()
-        write_run_json(self._model_dir, summary)
+        write_run_json(self._model_dir, summary, indent=None)
         self._written_at = self._clock()
+        took = self._written_at - start
+        self._interval = max(self._every_secs, took / MAX_WRITE_SHARE)
         self._written_step = (
             summary.get("final_global_step", 0) if global_step is None else global_step
         )

@@ -1,11 +1,11 @@
 """The one lifecycle of a job, shared by every launcher: an explicit state machine.
 
-A launcher only knows how to start a task somewhere (a local process, a process owned by a
-Ray actor) and hands back a ``TaskHandle``; everything else happens here, and every failure
-decision is made by ``cluster.policy``: this module only carries decisions out. ``run`` is
-one loop over the current ``State`` (``cluster.lifecycle``); each state's function does one
-step and returns the next state, so a restart is a transition, never a recursion
-(docs/ARCHITECTURE.md, "Supervisor states"):
+A launcher only starts a task somewhere (a local process, a process owned by a Ray actor)
+and hands back a ``TaskHandle``; everything else happens here, every failure decision is
+made by ``cluster.policy`` and only carried out here. ``run`` is one loop over the current
+``State`` (``cluster.lifecycle``); each state's function does one step and returns the next
+state, so a restart is a transition, never a recursion (docs/ARCHITECTURE.md, "Supervisor
+states"; a message costs O(1), the O(tasks) checks run per ``BATCH`` or watchdog interval):
 
 - STARTING: every task is started. RENDEZVOUS: each reports the address it holds; when all
   have, everyone gets the cluster; -> TRAINING once every TF server is up. A restarted
@@ -20,8 +20,8 @@ step and returns the next state, so a restart is a transition, never a recursion
   rejoin failed, fresh ports after a bind failure); a task the launcher cannot place again
   is dropped or fails the job. A failure ends the job (``JobFailed``: the task, its
   ``message``, its last traceback lines; run.json's ``user_error``: the user's code or
-  data), as Ctrl-C does; ``teardown`` kills what is left.
-  So does setting ``stop`` (a ``threading.Event``, from any thread; ``Inbox.get`` raises).
+  data), as Ctrl-C does, or setting ``stop`` (a ``threading.Event``, from any thread;
+  ``Inbox.get`` raises); ``teardown`` kills what is left.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from cluster.shards import ShardService
 from harness import protocol
 
 STACK_DUMP_SECS = 1.5  # how long the stall watchdog waits for stacks and latest steps
+WATCHDOG_EVERY_SECS = 0.2  # the watchdogs are O(tasks): run at most this often, not per event
+BATCH = 256  # messages taken in per turn of RENDEZVOUS and STOPPING, whose checks are O(tasks)
 
 
 class Supervisor:
@@ -74,6 +76,8 @@ class Supervisor:
         self.chief_done = False
         self.stop_sent: dict[str, float] = {}
         self._workers_done_at: float | None = None
+        self._watchdogs_due = float("-inf")  # when the watchdogs run next (TRAINING)
+        self._other_trainers = [t.key for t in plan.tasks if t.is_trainer and t.key != "chief:0"]
         # each state's step is the method of its name: State.TRAINING -> self._training
         steps = [s for s in State if s is not State.DONE]
         self._steps = {s: getattr(self, f"_{s.name.lower()}") for s in steps}
@@ -141,7 +145,7 @@ class Supervisor:
             return State.STOPPING if self.chief_done else State.TRAINING
         if self.clock() > rv.deadline:
             return self._rendezvous_deadline(rv)
-        return self._handle(self.inbox.get(timeout=0.2)) or State.RENDEZVOUS
+        return self._take(timeout=0.2) or State.RENDEZVOUS
 
     def _rendezvous_deadline(self, rv: Rendezvous) -> State:
         missing, what = rv.missing(self.tasks)
@@ -157,13 +161,13 @@ class Supervisor:
 
     def _training(self) -> State:
         """TRAINING -> STOPPING when the chief is done; -> RESTARTING on a restart."""
-        next_state = self._handle(self.inbox.get(timeout=0.5))
-        if next_state is not None:
-            return next_state
-        if self.chief_done:
-            return State.STOPPING
-        if self.inbox.pending():  # take in the backlog first: its news may be newer than now
+        next_state = self._take(timeout=0.5)
+        if next_state is not None or self.chief_done:
+            return next_state or State.STOPPING
+        # the backlog first (its news may be newer than now); the O(tasks) watchdogs seldom
+        if self.inbox.pending() or self.clock() < self._watchdogs_due:
             return State.TRAINING
+        self._watchdogs_due = self.clock() + WATCHDOG_EVERY_SECS
         self._enforce_stop_grace()
         self._check_lingering_chief()
         self._check_stall()
@@ -173,7 +177,7 @@ class Supervisor:
         """STOPPING -> DONE once every task has exited."""
         if self._finished():
             return State.DONE
-        next_state = self._handle(self.inbox.get(timeout=0.5))
+        next_state = self._take(timeout=0.5)
         self._enforce_stop_grace()
         return next_state or State.STOPPING
 
@@ -228,17 +232,20 @@ class Supervisor:
     def _finished(self) -> bool:
         if not self.chief_done:
             return False
-        trainers_gone = all(
-            s.exited
-            for k, s in self.tasks.items()
-            if self.plan.task(k).is_trainer and k != "chief:0"
-        )
-        if trainers_gone:
+        if all(self.tasks[k].exited for k in self._other_trainers):
             for key in self.plan.variable_hosts:
                 self._send_stop(key)
         return all(s.exited for s in self.tasks.values())
 
     # ---- messages ------------------------------------------------------------------------
+
+    def _take(self, timeout: float) -> State | None:
+        """``_handle`` a message (waiting ``timeout``), then queued ones up to ``BATCH``."""
+        for _ in range(BATCH):
+            next_state = self._handle(self.inbox.get(timeout=timeout))
+            if next_state is not None or not self.inbox.pending():
+                return next_state
+        return None
 
     def _handle(self, message: Message | None) -> State | None:
         """Take in one message; returns the next state when it calls for a transition."""
@@ -264,9 +271,8 @@ class Supervisor:
         elif name == "server_started":
             state.server_started = True
         elif name == "bind_failed":
-            self.console.info(
-                f"{key}: TF server could not bind {event.get('port')}: {event.get('error')}"
-            )
+            port, error = event.get("port"), event.get("error")
+            self.console.info(f"{key}: TF server could not bind {port}: {error}")
         elif name in ("session_ready", "progress", "done"):
             self.record.progress(state, event)
             if self.observers:
@@ -379,13 +385,9 @@ class Supervisor:
                 self.tasks[key].handle.kill()
 
     def _check_stall(self) -> None:
-        """Fail the job when the global step has not advanced for stall_timeout_secs.
-
-        Every task is asked for its stacks; for ``STACK_DUMP_SECS`` (on ``self.clock``) the
-        inbox is drained, so the stacks get printed and each trainer's latest step (sent with
-        them, harness.task) is counted. Transitions asked for meanwhile are dropped: the job
-        fails anyway.
-        """
+        """Fail the job when the global step has not advanced for stall_timeout_secs; first,
+        every task is asked for its stacks and the inbox drained for ``STACK_DUMP_SECS``, so
+        they get printed and each trainer's latest step counted (transitions are dropped)."""
         timeout = self.job.failure.stall_timeout_secs
         now = self.clock()
         if self.chief_done or now - self.record.last_global_advance < timeout:
