@@ -239,8 +239,7 @@ class Supervisor:
 
     # ---- messages ------------------------------------------------------------------------
 
-    def _take(self, timeout: float) -> State | None:
-        """``_handle`` a message (waiting ``timeout``), then queued ones up to ``BATCH``."""
+    def _take(self, timeout: float) -> State | None:  # a message, then the queued, to BATCH
         for _ in range(BATCH):
             next_state = self._handle(self.inbox.get(timeout=timeout))
             if next_state is not None or not self.inbox.pending():
