@@ -234,13 +234,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def become(stream: Any) -> TaskId:
     """A spare's wait: import, read the ``become`` line, take its ``IDENTITY_ENV`` values.
-    EOF (the launcher is gone) or a bad line ends the process."""
+    The line is read beside the imports, so EOF (the launcher is gone) ends the process at
+    once, also mid-import; so does a bad line."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_read_become, args=(stream, lines), daemon=True).start()
     spare.warm_up()
-    line = stream.readline()
-    if not line:
-        _exit(protocol.EXIT_SUPERVISOR_LOST)
     try:
-        task_id, env = spare.parse_become(line)
+        task_id, env = spare.parse_become(lines.get())
     except spare.BecomeError as exc:
         sys.stderr.write(f"{exc}\n")
         _exit(protocol.EXIT_ERROR)
@@ -250,6 +250,13 @@ def become(stream: Any) -> TaskId:
         else:
             os.environ[name] = value
     return task_id
+
+
+def _read_become(stream: Any, lines: queue.Queue[str]) -> None:
+    line = stream.readline()
+    if not line:
+        _exit(protocol.EXIT_SUPERVISOR_LOST)
+    lines.put(line)
 
 
 def run_main(task_id: TaskId, process_began: float | None = None) -> None:
