@@ -207,7 +207,8 @@ def test_the_ps_whose_node_is_lost_restarts_the_whole_cluster_elsewhere(tmp_path
     assert summary["final_global_step"] >= 120
     assert summary["failures"][0]["task"] == "ps:0"
     assert summary["failures"][0]["decision"] == "RESTART_CLUSTER"
-    assert len(job_actors(job, "chief-0")) == len(job_actors(job, "worker-0")) == 2
+    # the chief and the worker, on nodes that stayed, restart inside their living actors
+    assert len(job_actors(job, "chief-0")) == len(job_actors(job, "worker-0")) == 1
     ps = job_actors(job, "ps-0")
     assert len(ps) >= 2 and {a.node_id for a in ps} - {lost}, "the ps never ran elsewhere"
     assert_nothing_left(job)
