@@ -46,6 +46,7 @@ class TaskState:
     restarts: int = 0
     last_advance: float = field(default_factory=time.monotonic)
     has_session: bool = False  # this instance reported its session (or a step)
+    finishing: bool = False  # its training loop ended (final checkpoint and close to come)
     error: dict[str, Any] | None = None
     dropped: bool = False  # cannot be placed again: the job goes on without it
 
@@ -53,7 +54,7 @@ class TaskState:
         """A new instance of the task: what the previous one reported no longer holds."""
         self.handle, self.address, self.server_started = handle, None, False
         self.done, self.exited, self.exit_code, self.error = False, False, None, None
-        self.has_session = False
+        self.has_session = self.finishing = False
         self.steps_before_restart += self.local_steps
         self.local_steps, self.last_advance = 0, now
 

@@ -77,6 +77,7 @@ class RunRecord:
             state.last_advance = now  # stall watchdog counts from here, for it and the job
             self.last_global_advance = max(self.last_global_advance, now)
         state.has_session = True
+        state.finishing = state.finishing or bool(event.get("finishing"))
         steps = int(event.get("local_steps", state.local_steps))
         if steps > state.local_steps:
             if state.local_steps == 0:

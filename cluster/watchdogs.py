@@ -7,8 +7,9 @@ they say; they read ``cluster.lifecycle.TaskState`` and change nothing.
   no other replica will produce, so a chief that makes no step for
   ``timeouts.stop_grace_secs`` after every worker finished is told to stop (the stop signal
   ends the blocked step, hooks.stop; the chief finishes normally, final checkpoint
-  included). A chief that still makes steps, or has no session yet (restarted), is left
-  alone. Dropped workers (``cluster.min_workers``) are not waited for.
+  included). A chief that still makes steps, has no session yet (restarted), or is
+  finishing (its loop ended; the final checkpoint and the session's close take seconds
+  under load) is left alone. Dropped workers (``cluster.min_workers``) are not waited for.
 - ``stop_grace_secs``: how long a task told to stop may take before it is killed.
 - ``stalled_trainers``: the trainers whose steps stopped for ``failure.stall_timeout_secs``.
 """
@@ -32,7 +33,7 @@ def lingering_chief(
     workers = [s for k, s in tasks.items() if k.startswith("worker:") and not s.dropped]
     chief = tasks["chief:0"]
     finished = bool(workers) and all(s.exited and s.done for s in workers)
-    if chief_done or not chief.has_session or not finished:
+    if chief_done or not chief.has_session or chief.finishing or not finished:
         return None, None
     workers_done_at = workers_done_at or now
     idle, since = now - chief.last_advance, now - workers_done_at

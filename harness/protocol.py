@@ -21,7 +21,9 @@ Events (``{"event": NAME, ...}``):
   restored or joined the live variables; worker: the chief's init is visible).
   The times are for run.json's bring-up breakdown (``cluster.bringup``); every one is
   optional for the supervisor.
-- ``progress``     {global_step, local_steps, loss}: sent about twice a second by trainers.
+- ``progress``     {global_step, local_steps, loss}: sent about twice a second by trainers;
+  once more with ``finishing: true`` when the training loop ended, before the final
+  checkpoint and the session's close (the chief is then not "lingering").
 - ``done``         {global_step, local_steps, loss}: the trainer's training loop ended normally.
 - ``user_error``   {message, traceback}: model_fn/input_fn/ModelFnOps are wrong, a user hook
   raised, an op of the user's failed at the first step, the checkpoint does not fit the

@@ -132,6 +132,16 @@ def train(
                 ):
                     _, loss = sess.run([graph.train_op, graph.loss])
                     steps += 1
+                # The loop ended: the hooks' end() (the chief's final checkpoint) and the
+                # session's close follow, which take seconds on a loaded machine; a chief that
+                # says so is finishing, not lingering (cluster.watchdogs.lingering_chief).
+                report(
+                    "progress",
+                    global_step=int(progress.last_global_step or 0),
+                    local_steps=progress.local_steps,
+                    loss=None if loss is None else float(loss),
+                    finishing=True,
+                )
         except Exception as exc:
             # After a stop signal that had to close the queues (hooks.stop), queue runners may
             # report the closed queues while the session closes; training itself ended

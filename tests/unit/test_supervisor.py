@@ -702,6 +702,27 @@ def test_a_chief_lingering_after_the_workers_finished_is_told_to_stop(tmp_path):
     assert result.summary["failures"] == [] and result.summary["final_global_step"] == 100
 
 
+def test_a_finishing_chief_is_not_taken_for_a_lingering_one(tmp_path):
+    """Its loop ended at max_steps with the workers; the final checkpoint and the session's
+    close take longer than stop_grace_secs on a loaded machine: it must not be stopped."""
+    marks: dict[str, float] = {}
+    script = [
+        progress("chief:0", 98),
+        progress("worker:0", 100),
+        step(World.done, "worker:0", 100),
+        step(World.exit, "worker:0", 0),
+        step(World.event, "chief:0", "progress", global_step=100, local_steps=100, finishing=True),
+        step(lambda w: marks.setdefault("finishing", w.clock.now)),
+        after(lambda w: w.clock.now > marks["finishing"] + 60),
+        step(World.done, "chief:0", 100),
+        step(World.exit, "chief:0", 0),
+    ]
+    result = supervise(tmp_path, script)
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert "telling it to stop" not in result.out
+    assert result.world.index("send", "chief:0", "stop") == -1
+
+
 def test_a_restarted_chief_without_its_session_yet_is_not_told_to_stop(tmp_path):
     """The workers finished while the chief was down: its new instance may take long to open
     its session (imports, graph, restore or join); it is not a chief stuck in a step."""
