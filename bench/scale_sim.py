@@ -155,7 +155,7 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
             max_steps=10**9,
             source_dirs=(REPO,),
             resources={r: {"cpu": 0.001} for r in ("chief", "worker", "ps")},
-            failure={"max_failures": 0, "stall_timeout_secs": 600},
+            failure={"max_failures": 0, "stall_timeout_secs": 600, "warm_spares": False},
             timeouts={"startup_secs": 900, "stop_grace_secs": 60},
         )
     )
