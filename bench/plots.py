@@ -44,9 +44,7 @@ def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list
 
 def _linear_guide(ax: Any, xs: list[float], ys: list[float]) -> None:
     if len(xs) >= 2:
-        ax.plot(
-            [xs[0], xs[-1]], [ys[0], ys[0] * xs[-1] / xs[0]], ":", color="grey", label="linear"
-        )
+        ax.plot([xs[0], xs[-1]], [ys[0], ys[0] * xs[-1] / xs[0]], ":", color="grey", label="linear")
 
 
 def _finish(plt: Any, fig: Any, ax: Any, title: str, ylabel: str, path: Path) -> Path:

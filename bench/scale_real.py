@@ -38,9 +38,7 @@ CPU_PER_TASK = 0.05  # 36 tasks x 0.05 = 1.8 CPUs: the largest size plans on 2 c
 STARTUP_SECS = 900.0  # 36 TensorFlow imports on 2 cores take minutes
 
 
-def scale_job_dict(
-    workers: int, ps: int, run_dir: str, params: dict[str, Any]
-) -> dict[str, Any]:
+def scale_job_dict(workers: int, ps: int, run_dir: str, params: dict[str, Any]) -> dict[str, Any]:
     """``bench.harness_runs.job_dict`` with ``ps`` ps, small CPU shares and a long startup."""
     name = f"scale-real-{workers}w{ps}ps"
     job = job_dict(name, run_dir, params, workers)
@@ -70,7 +68,7 @@ def run_once(
     job = JobSpec.from_dict(scale_job_dict(workers, ps, work_dir, params))
     tasks = 1 + workers + ps
     me = psutil.Process()
-    cpu0 = _cpu_secs(me)
+    cpu0 = time.process_time()  # every thread of the driver
     with procwatch.PeakRss(procwatch.children_matching("harness.task"), tasks) as rss:
         t_launch = time.monotonic()
         summary = run_job(job, backend="local", quiet=True)
@@ -90,17 +88,12 @@ def run_once(
         "first_step_secs": round(run.first_step_secs, 2),
         "teardown_secs": round(run.teardown_secs, 3),
         "steps_per_sec": round(run.steps_per_sec, 1),
-        "driver_cpu_secs": round(_cpu_secs(me) - cpu0, 2),
+        "driver_cpu_secs": round(time.process_time() - cpu0, 2),
         "driver_peak_rss_mb": round(procwatch.peak_rss_bytes(me) / procwatch.MIB, 1),
         "task_peak_rss_mb": peaks,
         "task_rss_max_mb": max(peaks.values(), default=0.0),
         "task_rss_mean_mb": round(sum(peaks.values()) / max(1, len(peaks)), 1),
     }
-
-
-def _cpu_secs(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
 
 
 def measure(

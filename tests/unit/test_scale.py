@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import procwatch, scale_sim
+from bench import procwatch, scale_real, scale_sim, scale_suite
 from bench.scale_stats import (
     MIB,
     at_most_linear,
@@ -136,3 +136,82 @@ def test_eight_simulated_tasks_give_sane_figures(tmp_path: Path, monkeypatch) ->
     assert all(math.isfinite(v) for v in result.values() if isinstance(v, float))
     left = procwatch.processes_with_env("fake_task.py", "SCALE_TEST_MARK", mark)()
     assert left == {}, f"fake tasks left running: {sorted(left)}"
+
+
+# ---- sizes in order, with the memory check ---------------------------------------------------
+
+
+def _fake_run(rss_mb: float, fail: set[int] = frozenset()):
+    ran: list[int] = []
+
+    def run(size: int) -> dict:
+        ran.append(size)
+        if size in fail:
+            raise RuntimeError(f"size {size} broke")
+        tasks = size if isinstance(size, int) else 1 + sum(size)
+        return {
+            "tasks": tasks,
+            "task_rss_max_mb": rss_mb,
+            "bring_up_secs": 1.0,
+            "teardown_secs": 0.5,
+            "driver_peak_rss_mb": 50.0,
+        }
+
+    return run, ran
+
+
+def test_run_sizes_skips_a_size_that_would_not_fit_and_says_why() -> None:
+    results = scale_suite.ScaleResults()
+    run, ran = _fake_run(rss_mb=10.0)
+    available = 10_000 * MIB  # 60% of it: 6000 MiB, i.e. 600 tasks of 10 MiB
+    into: list[dict] = []
+    scale_suite.run_sizes(
+        "simulated", [64, 256, 1024], int, run, into, results, lambda _: None, lambda: available
+    )
+    assert ran == [64, 256] and [r["tasks"] for r in into] == [64, 256]
+    (skip,) = results.skipped
+    assert (skip["part"], skip["size"], skip["tasks"]) == ("simulated", "1024 tasks", 1024)
+    assert "1024 tasks x 10 MiB = 10240 MiB estimated" in skip["reason"]
+    assert "6000 MiB allowed" in skip["reason"]
+    assert results.failures == []
+
+
+def test_run_sizes_runs_the_first_size_unchecked_and_goes_on_after_a_failure() -> None:
+    results = scale_suite.ScaleResults()
+    run, ran = _fake_run(rss_mb=1.0, fail={(3, 1)})
+    into: list[dict] = []
+    sizes = [(1, 1), (3, 1), (7, 2)]
+    scale_suite.run_sizes(
+        "real", sizes, lambda s: 1 + s[0] + s[1], run, into, results, lambda _: None, lambda: 0.0
+    )
+    assert ran == [(1, 1)]  # nothing is available: only the first size ran
+    assert [s["size"] for s in results.skipped] == ["3 workers + 1 ps", "7 workers + 2 ps"]
+    results = scale_suite.ScaleResults()
+    run, ran = _fake_run(rss_mb=1.0, fail={(3, 1)})
+    scale_suite.run_sizes(
+        "real", sizes, lambda s: 1 + s[0] + s[1], run, into, results, lambda _: None, lambda: 1e12
+    )
+    assert ran == sizes
+    assert results.failures == ["scale real 3 workers + 1 ps: RuntimeError: size (3, 1) broke"]
+
+
+# ---- the real clusters' job ------------------------------------------------------------------
+
+
+def test_the_largest_real_cluster_is_a_valid_job_that_plans_on_two_cores(tmp_path: Path) -> None:
+    from cluster.plan import make_plan
+    from harness.job import JobSpec
+
+    workers, ps = scale_real.REAL_SIZES[-1]
+    params = {"size": "small", "record_dir": str(tmp_path), "num_trainers": 1 + workers}
+    job = JobSpec.from_dict(scale_real.scale_job_dict(workers, ps, str(tmp_path), params))
+    assert (job.cluster.workers, job.cluster.ps) == (31, 4)
+    assert job.failure.max_failures == 0 and job.failure.warm_spares is False
+    plan = make_plan(job)
+    assert len(plan.tasks) == 36
+    assert sum(task.cpu for task in plan.tasks) <= 2.0
+
+
+def test_quick_sizes_are_the_first_of_the_full_ones() -> None:
+    assert scale_real.QUICK_REAL_SIZES == scale_real.REAL_SIZES[:2]
+    assert scale_suite.QUICK_SIM_SIZES == scale_suite.SIM_SIZES[:2]
