@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import procwatch, scale_real, scale_sim, scale_suite
+from bench.harness_runs import RunFailed
 from bench.scale_stats import (
     MIB,
     at_most_linear,
@@ -215,3 +216,13 @@ def test_the_largest_real_cluster_is_a_valid_job_that_plans_on_two_cores(tmp_pat
 def test_quick_sizes_are_the_first_of_the_full_ones() -> None:
     assert scale_real.QUICK_REAL_SIZES == scale_real.REAL_SIZES[:2]
     assert scale_suite.QUICK_SIM_SIZES == scale_suite.SIM_SIZES[:2]
+
+
+def test_a_real_size_that_cannot_run_names_its_size_and_log(tmp_path: Path) -> None:
+    with pytest.raises(RunFailed, match=r"-1 workers \+ 1 ps exited 1: .*--workers.*driver\.log"):
+        scale_real.measure(-1, 1, str(tmp_path), 1.0, 0.5, 10)
+
+
+def test_the_simulated_cli_refuses_too_few_tasks(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--tasks: at least 3"):
+        scale_sim.main(["--tasks", "2", "--work-dir", str(tmp_path), "--out", "x.json"])
