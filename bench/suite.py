@@ -184,6 +184,7 @@ class Suite:
             if "scale" in self.s.figures:
                 scale_dir = os.path.join(self.s.work_dir, "scale")
                 r.scale = scale_suite.measure(scale_dir, self.s.quick_mode, log)
+                r.failures += r.scale.failures
             if self.s.gpu:
                 self._gpu()
         finally:
