@@ -226,3 +226,49 @@ def test_a_real_size_that_cannot_run_names_its_size_and_log(tmp_path: Path) -> N
 def test_the_simulated_cli_refuses_too_few_tasks(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--tasks: at least 3"):
         scale_sim.main(["--tasks", "2", "--work-dir", str(tmp_path), "--out", "x.json"])
+
+
+# ---- the figure's glue: which sizes, which windows, into the suite's results -----------------
+
+
+def test_quick_measure_runs_the_quick_sizes_with_the_quick_windows(tmp_path: Path, monkeypatch):
+    calls: list[tuple] = []
+
+    def fake_sim(tasks: int, work_dir: str, window_secs: float) -> dict:
+        calls.append(("sim", tasks, window_secs, Path(work_dir).name))
+        return {"tasks": tasks, "task_rss_max_mb": 10.0, "bring_up_secs": 1.0}
+
+    def fake_real(workers: int, ps: int, work_dir: str, *window: float) -> dict:
+        calls.append(("real", workers, ps, window, Path(work_dir).name))
+        return {"tasks": 1 + workers + ps, "task_rss_max_mb": 300.0, "bring_up_secs": 9.0}
+
+    monkeypatch.setattr(scale_suite.scale_sim, "measure", fake_sim)
+    monkeypatch.setattr(scale_suite.scale_real, "measure", fake_real)
+    monkeypatch.setattr(scale_suite, "describe", lambda result: "ok")
+    results = scale_suite.measure(str(tmp_path), quick=True, log=lambda _: None)
+    assert results.quick is True and results.skipped == [] and results.failures == []
+    assert calls == [
+        ("sim", 64, 3.0, "sim-64"),
+        ("sim", 256, 3.0, "sim-256"),
+        ("real", 1, 1, (1.0, 0.5, 110), "real-1w1ps"),
+        ("real", 3, 1, (1.0, 0.5, 110), "real-3w1ps"),
+    ]
+    assert [r["tasks"] for r in results.simulated] == [64, 256]
+    assert [r["tasks"] for r in results.real] == [3, 5]
+
+
+def test_the_suite_runs_the_scale_figure_and_lists_its_failures(tmp_path: Path, monkeypatch):
+    from bench.suite import Settings, Suite
+
+    seen: list[bool] = []
+
+    def fake_measure(work_dir: str, quick: bool, log) -> scale_suite.ScaleResults:
+        seen.append(quick)
+        return scale_suite.ScaleResults(quick=quick, failures=["scale real 1 workers: broke"])
+
+    monkeypatch.setattr(scale_suite, "measure", fake_measure)
+    settings = Settings.quick(figures=("scale",), work_dir=str(tmp_path / "work"))
+    results = Suite(settings).run()
+    assert seen == [True]
+    assert results.scale is not None and results.scale.quick is True
+    assert results.failures == ["scale real 1 workers: broke"]
