@@ -16,6 +16,7 @@ from typing import Any
 
 from bench import plots
 from bench.scale_stats import LINEAR_SLACK, at_most_linear, loglog_slope
+from bench.scale_suite import size_label
 
 P99_TARGET_MS = 100.0
 TARGET_TASKS = 1024
@@ -112,7 +113,7 @@ def real_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     out = [head, "|" + "---|" * 7]
     for r in sorted(rows, key=lambda r: r["tasks"]):
         out.append(
-            f"| 1 chief + {r['workers']} workers + {r['ps']} ps | {r['tasks']} "
+            f"| 1 chief + {size_label((r['workers'], r['ps']))} | {r['tasks']} "
             f"| {_v(r['bring_up_secs'], 2)} | {_v(r['teardown_secs'], 2)} "
             f"| {_v(r['driver_cpu_secs'], 2)} | {_v(r['driver_peak_rss_mb'])} "
             f"| {_v(r['task_rss_mean_mb'])} / {_v(r['task_rss_max_mb'])} |"

@@ -78,9 +78,9 @@ def run_sizes(
 
 
 def size_label(size: Any) -> str:
-    """``1024 tasks`` for a simulated size, ``7 workers + 2 ps`` for a real one."""
+    """``1024 tasks`` for a simulated size, ``7 workers + 2 ps`` (``1 worker``) for a real one."""
     if isinstance(size, tuple):
-        return f"{size[0]} workers + {size[1]} ps"
+        return f"{size[0]} worker{'' if size[0] == 1 else 's'} + {size[1]} ps"
     return f"{size} tasks"
 
 

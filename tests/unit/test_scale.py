@@ -187,6 +187,7 @@ def test_run_sizes_runs_the_first_size_unchecked_and_goes_on_after_a_failure() -
     )
     assert ran == [(1, 1)]  # nothing is available: only the first size ran
     assert [s["size"] for s in results.skipped] == ["3 workers + 1 ps", "7 workers + 2 ps"]
+    assert scale_suite.size_label((1, 1)) == "1 worker + 1 ps"
     results = scale_suite.ScaleResults()
     run, ran = _fake_run(rss_mb=1.0, fail={(3, 1)})
     scale_suite.run_sizes(
