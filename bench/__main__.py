@@ -38,6 +38,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--only: unknown figure(s) {unknown}; choose among {list(FIGURES)}")
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="tf-harness-bench-")
     common = {"figures": figures, "gpu": args.gpu, "work_dir": work_dir, "keep": args.keep}
+    common["report_path"] = args.output
     if args.runs is not None:
         if args.runs < 1:
             raise SystemExit("--runs must be at least 1")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import psutil
 
-from bench import explain, recovery
+from bench import explain, recovery, scale_report
 from bench.records import ClusterRun
 from bench.stats import Comparison, Summary, Target
 from bench.suite import PEER_SIZE, SCALING_TRAINERS, Results, batch_size
@@ -367,6 +367,9 @@ def render(results: Results) -> str:
             out += [f"Skipped: {r.gpu_note}.", ""]
     if "recovery" in figures:
         out += ["## 7. Recovery", "", recovery.SETUP, "", *table(recovery.rows(r.recovery))]
+    if "scale" in figures:
+        report_dir = os.path.dirname(os.path.abspath(r.settings.report_path))
+        out += scale_report.section(r.scale, os.path.dirname(__file__), report_dir)
     out += explain.explanations(r, all_rows)
     if r.failures:
         out += ["## Failed runs", "", *[f"- {f}" for f in r.failures], ""]

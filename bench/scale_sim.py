@@ -14,8 +14,10 @@ Measured (``ScaleObserver``, a ``RunObserver``; times on the driver's clocks):
 - event latency: a trainer's ``time.time()`` when it wrote the event (its ``loss``, see
   ``bench.fake_task``) -> the supervisor's observer call for it, over the steady window
   (which starts ``settle_secs`` after bring-up; the worst latency before it is kept too);
-- driver CPU per event: the driver process's CPU seconds (all threads: the supervisor and
-  the launcher's reader threads) over the window / the events handled in it;
+- driver CPU per event: the driver process's CPU seconds (``time.process_time()``, all
+  threads: the supervisor and the launcher's reader threads; nanosecond clock, where
+  ``/proc``'s 10 ms ticks would round a short window to 0) over the window / the events
+  handled in it;
 - driver RSS: peak (VmHWM) and at the end of the window; per-task RSS then;
 - teardown: ``stop`` sent to the chief -> the last task process gone.
 """
@@ -112,12 +114,12 @@ class ScaleObserver(RunObserver):
             if now - self.all_stepping < self.settle_secs:
                 self.settle_max = max(self.settle_max, latency or 0.0)
                 return
-            self.window_start, self.cpu_at_start = now, cpu_secs(self.me)
+            self.window_start, self.cpu_at_start = now, time.process_time()
         if latency is not None:
             self.latencies.append(latency)
         self.window_events += 1
         if now - self.window_start >= self.window_secs:
-            self.cpu_window = cpu_secs(self.me) - self.cpu_at_start
+            self.cpu_window = time.process_time() - self.cpu_at_start
             self._sample_rss()  # after the window: it takes ~1 ms a task, on this thread
             self.stop_sent = time.monotonic()
             self._end_run()
@@ -129,11 +131,6 @@ class ScaleObserver(RunObserver):
                 self.task_rss.append(child.memory_info().rss)
             except psutil.Error:
                 continue
-
-
-def cpu_secs(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
 
 
 def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None) -> dict:
@@ -155,7 +152,7 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
             max_steps=10**9,
             source_dirs=(REPO,),
             resources={r: {"cpu": 0.001} for r in ("chief", "worker", "ps")},
-            failure={"max_failures": 0, "stall_timeout_secs": 600},
+            failure={"max_failures": 0, "stall_timeout_secs": 600, "warm_spares": False},
             timeouts={"startup_secs": 900, "stop_grace_secs": 60},
         )
     )
@@ -178,7 +175,7 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
 
     observer = ScaleObserver(1 + workers, window_secs, end_run)
     me = psutil.Process()
-    cpu0, rss0 = cpu_secs(me), me.memory_info().rss
+    cpu0, rss0 = time.process_time(), me.memory_info().rss
     profiler = cProfile.Profile() if profile else None
     t_launch = time.monotonic()
     if profiler:
@@ -205,7 +202,7 @@ def run_once(tasks: int, work_dir: str, window_secs: float, profile: str | None)
         "window_events": observer.window_events,
         "events_per_sec": round(observer.window_events / window_secs, 1),
         "cpu_per_event_us": round(1e6 * observer.cpu_window / max(1, observer.window_events), 1),
-        "driver_cpu_secs": round(cpu_secs(me) - cpu0, 2),
+        "driver_cpu_secs": round(time.process_time() - cpu0, 2),
         "driver_rss_start_mb": round(rss0 / procwatch.MIB, 1),
         "driver_rss_window_mb": round(observer.driver_rss_window / procwatch.MIB, 1),
         "driver_peak_rss_mb": round(procwatch.peak_rss_bytes(me) / procwatch.MIB, 1),

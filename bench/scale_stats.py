@@ -2,7 +2,7 @@
 
 Nothing here starts a process or reads a clock, so every rule the report states (what
 "grows at most linearly" means, which size is skipped for memory) is unit-tested
-(``tests/unit/test_scale_stats.py``).
+(``tests/unit/test_scale.py``).
 """
 
 from __future__ import annotations

@@ -24,12 +24,21 @@ from typing import Any
 
 import psutil
 
-from bench import bare_tf, hook_cost, procwatch, recovery
+from bench import bare_tf, hook_cost, procwatch, recovery, scale_suite
 from bench.harness_runs import REPO, run_harness
 from bench.records import ClusterRun, analyze
 from bench.workload import SIZES
 
-FIGURES = ("throughput", "bringup", "teardown", "memory", "hooks", "scaling", "recovery")
+FIGURES = (
+    "throughput",
+    "bringup",
+    "teardown",
+    "memory",
+    "hooks",
+    "scaling",
+    "recovery",
+    "scale",
+)
 SCALING_TRAINERS = (1, 2, 4)
 SIZES_MEASURED = ("small", "large")
 PEER_SIZE = "large"  # the model of the Ray Train / SyncReplicas comparison
@@ -52,6 +61,8 @@ class Settings:
     gpu: bool = False
     work_dir: str = ""
     keep: bool = False
+    quick_mode: bool = False  # set by quick(): the scale figure's smaller sizes
+    report_path: str = "BENCHMARKS.md"  # the scale figure's plots are linked from there
 
     @classmethod
     def quick(cls, **overrides: Any) -> Settings:
@@ -67,6 +78,7 @@ class Settings:
             "scaling_window_secs": 1.0,
             "pause_secs": 0.0,
             "hook_steps": 500,
+            "quick_mode": True,
         }
         return cls(**{**values, **overrides})
 
@@ -83,6 +95,7 @@ class Results:
     gpu_scaling: dict[int, list[ClusterRun | None]] = field(default_factory=dict)
     gpu_note: str | None = None
     recovery: dict[str, list[float | None]] = field(default_factory=dict)
+    scale: scale_suite.ScaleResults | None = None
     failures: list[str] = field(default_factory=list)
     driver_tf_import_secs: float | None = None
     started: float = field(default_factory=time.time)
@@ -168,6 +181,10 @@ class Suite:
             if "recovery" in self.s.figures:
                 self._ensure_ray("ray")
                 r.recovery = recovery.measure(self._attempt, self.s.runs, log)
+            if "scale" in self.s.figures:
+                scale_dir = os.path.join(self.s.work_dir, "scale")
+                r.scale = scale_suite.measure(scale_dir, self.s.quick_mode, log)
+                r.failures += r.scale.failures
             if self.s.gpu:
                 self._gpu()
         finally:
