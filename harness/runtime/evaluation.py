@@ -189,9 +189,13 @@ def _run_evaluation(
     with eval_graph.graph.as_default():
         try:
             session = v1.train.MonitoredSession(creator, hooks=[*hooks, *eval_graph.hooks, final])
-        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as exc:
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, ValueError) as exc:
+            # Saver.restore's ValueError "not a valid checkpoint": the chief's Saver deleted
+            # it (keep_checkpoint_max) between the check above and the restore.
             if not checkpoint_exists(checkpoint_path):
                 raise CheckpointNotFoundError(f"checkpoint {checkpoint_path} vanished") from exc
+            if isinstance(exc, ValueError):
+                raise
             raise UserCodeError(
                 f"cannot restore {checkpoint_path} into the EVAL graph (does model_fn build "
                 f"the same variables in EVAL mode as in TRAIN mode?): {exc.message}"

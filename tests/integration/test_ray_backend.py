@@ -373,7 +373,8 @@ def test_ctrl_c_on_an_embedded_ray_leaves_nothing(tmp_path):
             assert driver.poll() is None and time.monotonic() < deadline, "".join(output)[-5000:]
             time.sleep(0.2)
         started = psutil.Process(driver.pid).children(recursive=True)  # Ray, actors, tasks
-        assert len([p for p in started if "harness.task" in p.cmdline()]) == 2
+        tasks = [p for p in started if "harness.task" in p.cmdline() and "--role" in p.cmdline()]
+        assert len(tasks) == 2  # the chief and the ps (a warm spare may be there too)
         driver.send_signal(signal.SIGINT)
         assert driver.wait(timeout=60) == 130, "".join(output)[-5000:]
     finally:
