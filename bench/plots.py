@@ -61,6 +61,18 @@ def _finish(plt: Any, fig: Any, ax: Any, title: str, ylabel: str, path: Path) ->
     return path
 
 
+def _plot_curves(plt: Any, curves: list[tuple[Any, str, str, str]]) -> tuple[Any, Any] | None:
+    """A figure with each ``(rows, key, label, style)`` curve that has points; None if none."""
+    series = [(_series(rows, key), label, style) for rows, key, label, style in curves]
+    if not any(xs for (xs, _), _, _ in series):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (xs, ys), label, style in series:
+        if xs:
+            ax.plot(xs, ys, style, label=label)
+    return fig, ax
+
+
 def scale_plots(scale: Any, out_dir: str | Path) -> list[Path]:
     """Write the scale figure's PNGs into ``out_dir``; returns the paths written."""
     plt = _pyplot()
@@ -73,12 +85,9 @@ def scale_plots(scale: Any, out_dir: str | Path) -> list[Path]:
         (scale.real, "bring_up_secs", "bring-up, real", "o--"),
         (scale.real, "teardown_secs", "teardown, real", "s--"),
     ]
-    if any(_series(rows, key)[0] for rows, key, _, _ in curves):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for rows, key, label, style in curves:
-            xs, ys = _series(rows, key)
-            if xs:
-                ax.plot(xs, ys, style, label=label)
+    drawn = _plot_curves(plt, curves)
+    if drawn:
+        fig, ax = drawn
         _linear_guide(ax, *_series(scale.simulated, "bring_up_secs"))
         path = out / "scale_bringup.png"
         written.append(_finish(plt, fig, ax, "Bring-up and teardown", "seconds", path))
@@ -94,12 +103,9 @@ def scale_plots(scale: Any, out_dir: str | Path) -> list[Path]:
         (scale.simulated, "driver_peak_rss_mb", "peak RSS, simulated (MiB)", "s-"),
         (scale.real, "driver_peak_rss_mb", "peak RSS, real (MiB)", "s--"),
     ]
-    if any(_series(rows, key)[0] for rows, key, _, _ in driver):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for rows, key, label, style in driver:
-            xs, ys = _series(rows, key)
-            if xs:
-                ax.plot(xs, ys, style, label=label)
+    drawn = _plot_curves(plt, driver)
+    if drawn:
+        fig, ax = drawn
         path = out / "scale_driver.png"
         written.append(_finish(plt, fig, ax, "The driver's cost", "µs or MiB", path))
     return written
