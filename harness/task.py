@@ -17,11 +17,12 @@ first, then ``become`` reads which task it is and sets the ``IDENTITY_ENV`` valu
 
 Lifecycle of a task:
 
-1. hold a TCP port outside the kernel's ephemeral range and report ``address``;
+1. start importing TensorFlow on a thread (``TensorFlowImport``), hold a TCP port outside
+   the kernel's ephemeral range and report ``address``;
 2. receive the whole cluster (``join_cluster``: the ``TaskSpec`` gets it, and ``TF_CONFIG`` is
-   set once, for the user's code and TensorFlow), release the port and start the
-   ``tf.distribute.Server`` on it at once (``bind_failed`` if that fails, and the supervisor
-   re-runs the rendezvous);
+   set once, for the user's code and TensorFlow), wait for the import, release the port and
+   start the ``tf.distribute.Server`` on it at once (``bind_failed`` if that fails, and the
+   supervisor re-runs the rendezvous);
 3. by role:
    - ps: host variables until the ``stop`` command;
    - evaluator (optional; outside the TF cluster as in TF, so no port and no server):
@@ -118,11 +119,12 @@ def run_task(
     """
     if task.role == "evaluator":
         return run_evaluator_task(task, report, commands)
+    tensorflow = TensorFlowImport()  # beside the rendezvous, not after it
     holder = hold_port()
     port = holder.getsockname()[1]
     report("address", host=task.node_ip, port=port, process_start=process_start(), t=time.time())
     task = join_cluster(task, commands.wait_for_cluster())
-    tf_import_secs = import_tensorflow()  # before the port is released, not after
+    tf_import_secs = tensorflow.wait()  # before the port is released, not after
     holder.close()
     server = start_server(task, report, fault)
     if server is None:
@@ -150,9 +152,10 @@ def run_task(
 
 def run_evaluator_task(task: TaskSpec, report: Any, commands: Commands) -> int:
     """The evaluator is outside the TF cluster (as in TF): no port, no server."""
+    tensorflow = TensorFlowImport()
     report("address", host=task.node_ip, port=0, process_start=process_start(), t=time.time())
     task = join_cluster(task, commands.wait_for_cluster())
-    tf_import_secs = import_tensorflow()
+    tf_import_secs = tensorflow.wait()
     report("server_started", t=time.time(), tf_import_secs=tf_import_secs)
     from harness.runtime.evaluation import run_evaluator
 
@@ -185,12 +188,33 @@ def process_start() -> float:
         return psutil.Process().create_time()
 
 
-def import_tensorflow() -> float:
-    """Import TensorFlow; returns how long it took (about 0 when it was already imported)."""
-    start = time.perf_counter()
-    import tensorflow  # noqa: F401
+class TensorFlowImport:
+    """``import tensorflow`` on a thread of its own, started at once, so that the 2-10 s it
+    takes overlap the rendezvous (under Ray the tasks' actors start one after another, and
+    the first ones would otherwise wait for the last before importing anything).
 
-    return round(time.perf_counter() - start, 3)
+    ``wait`` joins it and returns the seconds it still waited (about 0 when the import was
+    done before the cluster came, or when a warm spare had imported it already); an error
+    of the import is raised there, in the task's main thread.
+    """
+
+    def __init__(self) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._import, name="harness-tf-import", daemon=True)
+        self._thread.start()
+
+    def _import(self) -> None:
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+            self._error = exc
+
+    def wait(self) -> float:
+        start = time.perf_counter()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return round(time.perf_counter() - start, 3)
 
 
 def _export_on_finish(job: JobSpec) -> Any:

@@ -138,14 +138,18 @@ def monitored_training_session(
     role_hooks: Any,
     chief_creator: ChiefSessionCreator | None = None,
     ready: threading.Event | None = None,
+    last_hook: Any = None,
 ) -> Any:
     """Open the task's MonitoredSession (see the module docstring for chief vs worker); a
     chief uses ``chief_creator`` when given (the trainer asks it how the session started), a
-    worker tries again at once when ``ready`` is set (the supervisor's ``ready`` command)."""
+    worker tries again at once when ``ready`` is set (the supervisor's ``ready`` command).
+    ``last_hook`` (the trainer's ``harness.runtime.closing.EndMarker``) is called after all
+    the others."""
+    last = [] if last_hook is None else [last_hook]
     if config.is_chief:
         return v1.train.MonitoredSession(
             session_creator=chief_creator or chief_session_creator(job, config, scaffold),
-            hooks=chief_hooks(job, scaffold, role_hooks),
+            hooks=chief_hooks(job, scaffold, role_hooks) + last,
             stop_grace_period_secs=close_grace_secs(job),
         )
     creator = FastWorkerSessionCreator(
@@ -158,6 +162,6 @@ def monitored_training_session(
     )
     return v1.train.MonitoredSession(
         session_creator=creator,
-        hooks=role_hooks.hook_objects,
+        hooks=role_hooks.hook_objects + last,
         stop_grace_period_secs=close_grace_secs(job),
     )

@@ -3,7 +3,9 @@
 ``train`` builds the TRAIN graph with the role's hooks, opens the MonitoredSession and runs
 ``[train_op, loss]`` until a hook (StopAtStepHook at ``max_steps``, the supervisor's stop
 signal, a user hook) asks to stop; a chief that joined the live variables at ``max_steps``
-runs none (``ChiefSessionCreator.joined_at``). Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
+runs none (``ChiefSessionCreator.joined_at``). Once every hook's ``end()`` has run (the final
+checkpoint is written), a TF session close that hangs is not waited for
+(``harness.runtime.closing``). Its ``RunConfig`` comes from the task's ``TaskSpec`` (id and
 cluster), which the task passes in (``harness.identity``).
 
 Errors that would fail the same way after a restart are raised as ``UserCodeError``s, which
@@ -35,6 +37,7 @@ from harness.errors import (
 )
 from harness.identity import TaskSpec
 from harness.job import JobSpec
+from harness.runtime.closing import BoundedClose, EndMarker
 from harness.runtime.graph import TrainGraph, build_train_graph
 from harness.runtime.run_config import run_config
 from harness.runtime.session import chief_session_creator, monitored_training_session
@@ -124,17 +127,26 @@ def train(
             creator = (
                 chief_session_creator(job, config, graph.scaffold) if config.is_chief else None
             )
-            with monitored_training_session(
-                job, config, graph.scaffold, role_hooks, chief_creator=creator, ready=ready
-            ) as sess:
+            marker = EndMarker()
+            session = monitored_training_session(
+                job,
+                config,
+                graph.scaffold,
+                role_hooks,
+                chief_creator=creator,
+                ready=ready,
+                last_hook=marker,
+            )
+            with BoundedClose(session, marker, graph.graph) as sess:
                 while not sess.should_stop() and not (
                     creator and creator.joined_at(job.train.max_steps)
                 ):
                     _, loss = sess.run([graph.train_op, graph.loss])
                     steps += 1
                 # The loop ended: the hooks' end() (the chief's final checkpoint) and the
-                # session's close follow, which take seconds on a loaded machine; a chief that
-                # says so is finishing, not lingering (cluster.watchdogs.lingering_chief).
+                # session's close follow (bounded once the hooks ended: BoundedClose), which
+                # take seconds on a loaded machine; a chief that says so is finishing, not
+                # lingering (cluster.watchdogs.lingering_chief).
                 report(
                     "progress",
                     global_step=int(progress.last_global_step or 0),
