@@ -272,12 +272,15 @@ class Supervisor:
         elif name == "bind_failed":
             port, error = event.get("port"), event.get("error")
             self.console.info(f"{key}: TF server could not bind {port}: {error}")
+        elif name == "variables_ready":  # the chief's, before its first checkpoint is written
+            self._relay_ready(key)  # (session_ready relays again: a lost one costs one poll)
         elif name in ("session_ready", "progress", "done"):
             self.record.progress(state, event)
             if self.observers:
                 self.observers.call("progress", self.record.snapshot(key))
             if name == "session_ready":
-                self._on_session_ready(key)
+                self.record.session_ready(key)
+                self._relay_ready(key)
             if name == "done":
                 state.done = True
                 if key == "chief:0":
@@ -289,13 +292,11 @@ class Supervisor:
         elif name in SHARD_EVENTS:
             self.shards.on_event(key, state.handle, event)
 
-    def _on_session_ready(self, key: str) -> None:
+    def _relay_ready(self, key: str) -> None:
         """The chief's variables are ready: workers waiting for them are told (``ready``)."""
-        self.record.session_ready(key)
-        if key == "chief:0":
-            for task in self.plan.tasks:
-                if task.role == "worker" and not self.tasks[task.key].exited:
-                    self.tasks[task.key].handle.send(protocol.encode_command("ready"))
+        workers = [t.key for t in self.plan.tasks if t.role == "worker" and key == "chief:0"]
+        for worker in (w for w in workers if not self.tasks[w].exited):
+            self.tasks[worker].handle.send(protocol.encode_command("ready"))
 
     def _on_chief_done(self) -> None:
         """The chief finished: workers and evaluator get ``stop`` (the way into STOPPING)."""
@@ -303,9 +304,8 @@ class Supervisor:
         step = self.record.final_global_step = self.tasks["chief:0"].global_step
         self.record.timings["training_secs"] = self.record.elapsed()
         self.console.info(f"chief finished training at global step {step}; stopping the cluster")
-        for task in self.plan.tasks:  # the evaluator then evaluates the final checkpoint
-            if task.role in ("worker", "evaluator"):
-                self._send_stop(task.key)
+        for task in (t for t in self.plan.tasks if t.role in ("worker", "evaluator")):
+            self._send_stop(task.key)  # the evaluator then evaluates the final checkpoint
 
     # ---- exits: classified and decided by the policy, carried out here -------------------
 

@@ -17,6 +17,9 @@ Events (``{"event": NAME, ...}``):
   rendezvous with fresh ports (exit code ``EXIT_BIND_FAILED``).
 - ``server_started`` {t, tf_import_secs}: the TF server is up (at ``t``; importing
   TensorFlow took ``tf_import_secs`` of the time since the cluster came).
+- ``variables_ready`` {t}: the chief's session creator has initialized, restored or joined
+  the variables; sent before its hooks' ``after_create_session`` (the first checkpoint), so
+  that the workers are told (``ready``) without waiting for that.
 - ``session_ready`` {global_step, t}: a trainer's session exists (chief: initialized,
   restored or joined the live variables; worker: the chief's init is visible).
   The times are for run.json's bring-up breakdown (``cluster.bringup``); every one is
@@ -39,7 +42,8 @@ Commands (``{"cmd": NAME, ...}``):
 - ``cluster``  {cluster}: the full TF cluster (``{"chief": ["host:port"], ...}``); the task
   binds the address listed for itself and starts its server.
 - ``stop``     {}: finish now: trainers stop after the current step, variable hosts exit.
-- ``ready``    {}: the chief reported ``session_ready`` (relayed to the workers): a worker
+- ``ready``    {}: the chief reported ``variables_ready`` or ``session_ready`` (relayed to the
+  workers): a worker
   waiting for the chief's variables tries to create its session at once instead of at its
   next poll (polling stays the fallback: a lost or early ``ready`` costs one poll interval).
 - ``dump_stacks`` {}: print every thread's Python stack to stderr (stall diagnosis); a trainer

@@ -28,6 +28,7 @@ leaves variables ``init_fn`` never set, which a TF 1.x worker would have joined 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
@@ -58,6 +59,7 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         checkpoint_dir: str,
         join_live: bool,
         task_name: str = "chief:0",
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self._scaffold = scaffold
         self._master = master
@@ -65,6 +67,7 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         self._checkpoint_dir = checkpoint_dir
         self._join_live = join_live
         self._task_name = task_name
+        self._on_ready = on_ready
         self._manager: v1.train.SessionManager | None = None
         self.last_start: ChiefStart | None = None
         self.joined_step: int | None = None  # the global step the latest JOIN found
@@ -77,6 +80,14 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         return step is not None and step >= max_steps
 
     def create_session(self) -> Any:
+        """The session on ready variables; then calls ``on_ready`` (before any hook's
+        ``after_create_session``)."""
+        sess = self._create_session()
+        if self._on_ready is not None:
+            self._on_ready()
+        return sess
+
+    def _create_session(self) -> Any:
         self._scaffold.finalize()
         manager = self._session_manager()
         if self._join_live:

@@ -13,19 +13,20 @@ creator, so ``chief_hooks`` builds its hook list (a unit test compares it with M
 Worker: what MonitoredTrainingSession builds for ``is_chief=False``
 (``MonitoredSession(WorkerSessionCreator(...), hooks)``), except that our
 ``FastWorkerSessionCreator`` tries again as soon as the supervisor relays the chief's
-``session_ready`` (the ``ready`` event, ``harness.runtime.join``), else every ``poll_secs``
-(0.2 s) instead of SessionManager's fixed 30 s; it keeps TF's readiness rules
-(ready_for_local_init_op, then local_init_op, then ready_op), never runs init_op or init_fn,
-and raises ``WorkerNotReadyError`` naming the task after ``max_wait_secs``.
+``variables_ready`` (the ``ready`` event, ``harness.runtime.join``), else every ``poll_secs``
+(0.2 s) instead of SessionManager's fixed 30 s, and its tries share one session instead of
+opening a new one each; it keeps TF's readiness rules (ready_for_local_init_op, then
+local_init_op, then ready_op), never runs init_op or init_fn, and raises
+``WorkerNotReadyError`` naming the task after ``max_wait_secs``.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
-from tensorflow.python.framework import errors
 
 from harness.config import RunConfig
 from harness.job import JobSpec
@@ -61,26 +62,34 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
 
     def create_session(self) -> Any:
         self._scaffold.finalize()
+        graph = v1.get_default_graph()
         manager = v1.train.SessionManager(
             local_init_op=self._scaffold.local_init_op,
             local_init_feed_dict=self._scaffold.local_init_feed_dict,
             ready_op=self._scaffold.ready_op,
             ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
-            graph=v1.get_default_graph(),
+            graph=graph,
             recovery_wait_secs=self._poll_secs,
         )
 
+        sessions: list[Any] = []  # the one session every try checks (wait_for_session's)
+
         def try_once() -> Any | None:
-            # One try of wait_for_session: with no time left to wait, a session that is not
-            # ready is closed and DeadlineExceededError raised at once (poll_secs > 0).
-            try:
-                return manager.wait_for_session(self._master, config=self._config, max_wait_secs=0)
-            except errors.DeadlineExceededError:
-                return None
+            # One round of SessionManager.wait_for_session's loop (local_init_op once the
+            # global variables are ready, then ready_op), on a session kept open between
+            # tries, so that a relayed ``ready`` costs two small runs, not a new session.
+            if not sessions:
+                sessions.append(v1.Session(self._master, graph=graph, config=self._config))
+            local_ready, _ = manager._try_run_local_init_op(sessions[0])
+            return sessions[0] if local_ready and manager._model_ready(sessions[0])[0] else None
 
         try:
             return wait_for_ready(try_once, self._ready, self._poll_secs, self._max_wait_secs)
-        except ReadyTimeout:
+        except BaseException as exc:
+            if sessions:
+                manager._safe_close(sessions[0])
+            if not isinstance(exc, ReadyTimeout):
+                raise
             raise WorkerNotReadyError(
                 f"{self._task_name}: the model was still not initialized after "
                 f"{self._max_wait_secs:.0f} s of waiting for the chief. The chief initializes "
@@ -118,9 +127,13 @@ def chief_hooks(job: JobSpec, scaffold: v1.train.Scaffold, role_hooks: Any) -> l
 
 
 def chief_session_creator(
-    job: JobSpec, config: RunConfig, scaffold: v1.train.Scaffold
+    job: JobSpec,
+    config: RunConfig,
+    scaffold: v1.train.Scaffold,
+    on_ready: Callable[[], None] | None = None,
 ) -> ChiefSessionCreator:
-    """The chief's session creator: joins live variables when ``tries_to_join`` says so."""
+    """The chief's session creator: joins live variables when ``tries_to_join`` says so;
+    calls ``on_ready`` once the variables are ready (the trainer reports ``variables_ready``)."""
     return ChiefSessionCreator(
         scaffold,
         master=config.master,
@@ -128,6 +141,7 @@ def chief_session_creator(
         checkpoint_dir=job.model_dir,
         join_live=tries_to_join(job.failure.chief_restart, config.num_ps_replicas),
         task_name=f"{config.task_type or 'chief'}:{config.task_id or 0}",
+        on_ready=on_ready,
     )
 
 

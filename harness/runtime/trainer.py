@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -104,7 +105,7 @@ def train(
     ready: threading.Event | None = None,
 ) -> float | None:
     """Train ``task`` (a chief or worker that knows its cluster) until the loop should stop;
-    reports ``session_ready``, ``progress`` and ``done``.
+    reports ``variables_ready`` (the chief), ``session_ready``, ``progress`` and ``done``.
 
     ``dump_listeners`` (the task's ``Commands.dump_listeners``) gets a callable that reports
     the latest progress at once, so a stall report names the step the trainer really reached.
@@ -125,7 +126,14 @@ def train(
     with graph.graph.as_default():
         try:
             creator = (
-                chief_session_creator(job, config, graph.scaffold) if config.is_chief else None
+                chief_session_creator(
+                    job,
+                    config,
+                    graph.scaffold,
+                    on_ready=lambda: report("variables_ready", t=time.time()),
+                )
+                if config.is_chief
+                else None
             )
             marker = EndMarker()
             session = monitored_training_session(

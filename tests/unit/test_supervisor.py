@@ -965,6 +965,23 @@ def test_the_chiefs_session_ready_is_relayed_to_every_worker_as_ready(tmp_path):
     )
 
 
+def test_the_chiefs_variables_ready_reaches_the_workers_before_its_session_ready(tmp_path):
+    """``variables_ready`` comes before the chief's first checkpoint: the workers are told
+    then, not only once ``session_ready`` follows it."""
+    keys = ["chief:0", "worker:0", "worker:1", "ps:0"]
+    script = [
+        after(lambda w: all(w.sent(k, "cluster") for k in keys)),
+        _later(1.0, "chief:0", "variables_ready"),
+        check(lambda w: [len(w.sent(k, "ready")) for k in keys] == [0, 1, 1, 0]),
+        _later(1.0, "chief:0", "session_ready", global_step=0),
+        progress("chief:0", 50),
+        finish(100),
+    ]
+    result = supervise(tmp_path, script, cluster={"workers": 2, "ps": 1})
+    assert result.summary["status"] == "succeeded", result.summary["error"]
+    assert [len(result.world.sent(k, "ready")) for k in keys] == [0, 2, 2, 0]
+
+
 def test_a_restarted_chief_tells_the_workers_again_and_exited_workers_are_skipped(tmp_path):
     script = [
         _later(1.0, "chief:0", "session_ready", global_step=0),
