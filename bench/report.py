@@ -368,9 +368,18 @@ def render(results: Results) -> str:
     if "recovery" in figures:
         out += ["## 7. Recovery", "", recovery.SETUP, "", *table(recovery.rows(r.recovery))]
     if "scale" in figures:
-        report_dir = os.path.dirname(os.path.abspath(r.settings.report_path))
-        out += scale_report.section(r.scale, os.path.dirname(__file__), report_dir)
+        out += scale_report.section(r.scale, *plot_and_report_dirs(r.settings.report_path))
     out += explain.explanations(r, all_rows)
     if r.failures:
         out += ["## Failed runs", "", *[f"- {f}" for f in r.failures], ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def plot_and_report_dirs(report_path: str) -> tuple[str, str]:
+    """Where the scale plots go, and the report's directory they are linked from: bench/ for
+    the repository's BENCHMARKS.md, else beside the report (``--output``), so that a check
+    run elsewhere never overwrites the committed plots."""
+    report_dir = os.path.dirname(os.path.abspath(report_path))
+    bench_dir = os.path.dirname(os.path.abspath(__file__))
+    in_repo = report_dir == os.path.dirname(bench_dir)
+    return (bench_dir if in_repo else report_dir), report_dir

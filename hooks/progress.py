@@ -3,8 +3,9 @@
 Runs on every trainer (chief and workers). Lifecycle:
 
 - ``begin``: finds the global step (required) and resets the counters.
-- ``after_create_session``: reports ``session_ready`` with the global step and the wall
-  clock ``t`` (after every (re)creation of the session).
+- ``after_create_session``: reports ``session_ready`` with the global step (read through
+  StopAtStepHook's read tensor, which a waiting worker has already run) and the wall clock
+  ``t`` (after every (re)creation of the session).
 - ``before_run``: asks for the global step and the loss on every step (both are fetched
   every step anyway, by ``StopAtStepHook`` and the training loop, and one set of fetches
   spares TensorFlow a new partitioned graph whenever a report is due).
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.training import training_util
 
 Report = Callable[..., None]
 
@@ -44,12 +46,15 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._global_step = tf.compat.v1.train.get_global_step()
         if self._global_step is None:
             raise RuntimeError("Global step should be created to use ProgressHook.")
+        # StopAtStepHook's read of the global step: fetching it is safe before the variables
+        # are initialized, so a waiting worker runs it in advance (harness.runtime.session).
+        self._global_step_read = training_util._get_or_create_global_step_read()
         self.local_steps = 0
         self.ended = False
         self._next_report = 0.0
 
     def after_create_session(self, session: Any, coord: Any) -> None:
-        step = int(session.run(self._global_step))
+        step = int(session.run(self._global_step_read))
         self._report("session_ready", global_step=step, t=time.time())
 
     def before_run(self, run_context: Any) -> Any:

@@ -68,6 +68,7 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         self._join_live = join_live
         self._task_name = task_name
         self._on_ready = on_ready
+        self._told = False
         self._manager: v1.train.SessionManager | None = None
         self.last_start: ChiefStart | None = None
         self.joined_step: int | None = None  # the global step the latest JOIN found
@@ -80,12 +81,25 @@ class ChiefSessionCreator(v1.train.SessionCreator):
         return step is not None and step >= max_steps
 
     def create_session(self) -> Any:
-        """The session on ready variables; then calls ``on_ready`` (before any hook's
-        ``after_create_session``)."""
+        """The session on ready variables. ``on_ready`` is called once per session, as early
+        as the variables hold their values: right after ``init_fn`` when the chief
+        initializes (TF's readiness checks and the local init follow; a worker told now
+        still runs its own checks), else once the restore or the join is done; always
+        before any hook's ``after_create_session``."""
+        self._told = False
         sess = self._create_session()
-        if self._on_ready is not None:
-            self._on_ready()
+        self._tell_ready()
         return sess
+
+    def _tell_ready(self) -> None:
+        if self._on_ready is not None and not self._told:
+            self._told = True
+            self._on_ready()
+
+    def _init_fn(self, sess: Any) -> None:
+        if self._scaffold.init_fn is not None:
+            self._scaffold.init_fn(sess)
+        self._tell_ready()
 
     def _create_session(self) -> Any:
         self._scaffold.finalize()
@@ -103,7 +117,7 @@ class ChiefSessionCreator(v1.train.SessionCreator):
             config=self._config,
             init_op=self._scaffold.init_op,
             init_feed_dict=self._scaffold.init_feed_dict,
-            init_fn=self._scaffold.init_fn,
+            init_fn=self._init_fn,
         )
 
     def _session_manager(self) -> v1.train.SessionManager:

@@ -73,6 +73,7 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
         )
 
         sessions: list[Any] = []  # the one session every try checks (wait_for_session's)
+        warmed: list[bool] = []
 
         def try_once() -> Any | None:
             # One round of SessionManager.wait_for_session's loop (local_init_op once the
@@ -81,7 +82,11 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
             if not sessions:
                 sessions.append(v1.Session(self._master, graph=graph, config=self._config))
             local_ready, _ = manager._try_run_local_init_op(sessions[0])
-            return sessions[0] if local_ready and manager._model_ready(sessions[0])[0] else None
+            if local_ready and manager._model_ready(sessions[0])[0]:
+                return sessions[0]
+            if not warmed:  # the first wait: prepare what runs right after the join
+                warmed.append(warm_up(sessions[0], self._scaffold, graph))
+            return None
 
         try:
             return wait_for_ready(try_once, self._ready, self._poll_secs, self._max_wait_secs)
@@ -96,6 +101,18 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
                 "or restores the variables; check that chief:0 is running and look at its log "
                 "(raise timeouts.worker_ready_secs if its initialization is legitimately slow)."
             ) from None
+
+
+def warm_up(sess: Any, scaffold: v1.train.Scaffold, graph: tf.Graph) -> bool:
+    """Run, while the worker waits, the fetches it runs right after it joins and that are safe
+    before the variables are initialized: ``ready_op`` and the global step's read tensor
+    (``ProgressHook.after_create_session``). TensorFlow prepares a graph partition for each
+    new set of fetches of a session (a second or so on a loaded machine), so doing it now
+    keeps that out of the join."""
+    for fetch in (scaffold.ready_op, *graph.get_collection("global_step_read_op_cache")):
+        if fetch is not None:
+            sess.run(fetch)
+    return True
 
 
 def close_grace_secs(job: JobSpec) -> float:

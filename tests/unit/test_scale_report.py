@@ -120,4 +120,15 @@ def test_the_report_renders_the_scale_figure_alone(tmp_path: Path, monkeypatch) 
     text = render(results)
     assert "## 8. Scale" in text and "### Real clusters (local backend)" in text
     assert "## 1. Step throughput" not in text
-    assert plots == [str(Path(scale_report.__file__).parent)]  # bench/, next to the report
+    assert plots == [str(tmp_path)]  # a report outside the repository: the plots beside it
+
+
+def test_plots_go_to_bench_only_for_the_repositorys_report(tmp_path):
+    """``--output`` elsewhere puts the plots beside that report, never over bench/'s."""
+    from bench.report import plot_and_report_dirs
+
+    repo = Path(__file__).resolve().parents[2]
+    plots, report_dir = plot_and_report_dirs(str(repo / "BENCHMARKS.md"))
+    assert (plots, report_dir) == (str(repo / "bench"), str(repo))
+    elsewhere = tmp_path / "check.md"
+    assert plot_and_report_dirs(str(elsewhere)) == (str(tmp_path), str(tmp_path))
