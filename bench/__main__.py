@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import signal
 import sys
 import tempfile
@@ -28,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep every run's logs and records")
+    parser.add_argument(
+        "--render",
+        metavar="RESULTS",
+        default=None,
+        help="only write the report from a results.pickle that an earlier run saved",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,12 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report import render
 
     log(f"figures {', '.join(settings.figures)}; {settings.runs} runs; scratch {settings.work_dir}")
+    if args.render:
+        with open(args.render, "rb") as f:
+            results = pickle.load(f)
+        results.settings.report_path = args.output
+        with open(args.output, "w") as f:
+            f.write(render(results))
+        log(f"wrote {args.output} from {args.render}")
+        return 0
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (Ray, task processes) as on Ctrl-C
     try:
         results = Suite(settings).run()
     except KeyboardInterrupt:
         log("interrupted; everything the benchmark started has been stopped")
         return 130
+    os.makedirs(settings.work_dir, exist_ok=True)  # the scratch runs may have been removed
+    saved = os.path.join(settings.work_dir, "results.pickle")
+    with open(saved, "wb") as f:
+        pickle.dump(results, f)
+    log(f"results saved in {saved} (--render {saved} writes the report again)")
     with open(args.output, "w") as f:
         f.write(render(results))
     elapsed = (results.finished - results.started) / 60

@@ -3,8 +3,9 @@
 ``RunRecord.summary`` is run.json's content; ``write_run_json`` writes it atomically. Its
 ``timings`` are seconds on the supervisor's clock since the supervisor started
 (``cluster_ready_secs``, ``first_step_secs``, ``session_ready_secs.<task>``,
-``join_delay_secs.<worker>``: from the chief's ``session_ready`` to the worker's, as the
-supervisor received them; the first of each), plus the bring-up breakdown
+``join_delay_secs.<worker>``: from the chief's ``variables_ready`` (else its
+``session_ready``) to the worker's ``session_ready``, as the supervisor received them; the
+first of each), plus the bring-up breakdown
 (``cluster.bringup``: ``bring_up``, ``bring_up_tasks``).
 ``RunningRecord`` keeps run.json current while the job runs (``"status": "running"``), so a
 driver that was killed (``kill -9``, a lost machine) leaves a run.json saying how far the job
@@ -54,16 +55,26 @@ class RunRecord:
         """Record the time since the start under ``name``, the first time only."""
         self.timings.setdefault(name, self.elapsed())
 
-    def session_ready(self, key: str) -> None:
-        """``key`` reported ``session_ready``: its time, and the workers' join delays (the
-        first of each; negative for a worker that had its session before the chief reported:
-        the chief reports after its hooks' ``after_create_session``, the first checkpoint)."""
-        self.mark(f"session_ready_secs.{key}")
-        now = self.clock()
-        if key == "chief:0" and self._chief_ready_at is None:
+    def variables_ready(self, key: str) -> None:
+        """The chief reported ``variables_ready``: the workers' join delays count from here."""
+        if key == "chief:0":
+            self._chief_ready(self.clock())
+
+    def _chief_ready(self, now: float) -> None:
+        if self._chief_ready_at is None:
             self._chief_ready_at = now
             for worker, at in self._workers_ready.items():
                 self.timings.setdefault(f"join_delay_secs.{worker}", round(at - now, 3))
+
+    def session_ready(self, key: str) -> None:
+        """``key`` reported ``session_ready``: its time, and the workers' join delays (the
+        first of each): from the chief's ``variables_ready`` (or its ``session_ready`` when
+        it sent none) to the worker's ``session_ready``; negative for a worker that had its
+        session before the chief reported."""
+        self.mark(f"session_ready_secs.{key}")
+        now = self.clock()
+        if key == "chief:0":
+            self._chief_ready(now)
         elif key.startswith("worker"):
             self._workers_ready.setdefault(key, now)
             if self._chief_ready_at is not None:

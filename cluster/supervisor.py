@@ -273,6 +273,7 @@ class Supervisor:
             port, error = event.get("port"), event.get("error")
             self.console.info(f"{key}: TF server could not bind {port}: {error}")
         elif name == "variables_ready":  # the chief's, before its first checkpoint is written
+            self.record.variables_ready(key)
             self._relay_ready(key)  # (session_ready relays again: a lost one costs one poll)
         elif name in ("session_ready", "progress", "done"):
             self.record.progress(state, event)
@@ -392,9 +393,8 @@ class Supervisor:
         if self.chief_done or now - self.record.last_global_advance < timeout:
             return
         stalled = watchdogs.stalled_trainers(self.tasks, self.plan, now, timeout)
-        for state in self.tasks.values():
-            if not state.exited:
-                state.handle.send(protocol.encode_command("dump_stacks"))
+        for state in (s for s in self.tasks.values() if not s.exited):
+            state.handle.send(protocol.encode_command("dump_stacks"))
         deadline = self.clock() + STACK_DUMP_SECS
         while self.clock() < deadline:
             self._handle(self.inbox.get(timeout=0.1))

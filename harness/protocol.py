@@ -17,9 +17,9 @@ Events (``{"event": NAME, ...}``):
   rendezvous with fresh ports (exit code ``EXIT_BIND_FAILED``).
 - ``server_started`` {t, tf_import_secs}: the TF server is up (at ``t``; importing
   TensorFlow took ``tf_import_secs`` of the time since the cluster came).
-- ``variables_ready`` {t}: the chief's session creator has initialized, restored or joined
-  the variables; sent before its hooks' ``after_create_session`` (the first checkpoint), so
-  that the workers are told (``ready``) without waiting for that.
+- ``variables_ready`` {t}: the chief's variables hold their values (right after
+  ``init_fn``, or the restore, or the join); sent before its hooks' ``after_create_session``
+  (the first checkpoint), so that the workers are told (``ready``) without waiting for that.
 - ``session_ready`` {global_step, t}: a trainer's session exists (chief: initialized,
   restored or joined the live variables; worker: the chief's init is visible).
   The times are for run.json's bring-up breakdown (``cluster.bringup``); every one is

@@ -19,6 +19,11 @@ def test_quick_hook_cost_writes_a_report(tmp_path):
     assert "## Machine and versions" in text
     assert "## 5. Hook cost" in text
     assert "ProgressHook + StopSignalHook" in text
+    # the saved results write the same report again
+    again = tmp_path / "again.md"
+    saved = str(tmp_path / "work" / "results.pickle")
+    assert main(["--render", saved, "--output", str(again)]) == 0
+    assert again.read_text() == text
 
 
 def _cluster_run(trainers: int = 3, actors: bool = False) -> ClusterRun:

@@ -972,6 +972,7 @@ def test_the_chiefs_variables_ready_reaches_the_workers_before_its_session_ready
     script = [
         after(lambda w: all(w.sent(k, "cluster") for k in keys)),
         _later(1.0, "chief:0", "variables_ready"),
+        _later(0.25, "worker:0", "session_ready", global_step=0),
         check(lambda w: [len(w.sent(k, "ready")) for k in keys] == [0, 1, 1, 0]),
         _later(1.0, "chief:0", "session_ready", global_step=0),
         progress("chief:0", 50),
@@ -980,6 +981,8 @@ def test_the_chiefs_variables_ready_reaches_the_workers_before_its_session_ready
     result = supervise(tmp_path, script, cluster={"workers": 2, "ps": 1})
     assert result.summary["status"] == "succeeded", result.summary["error"]
     assert [len(result.world.sent(k, "ready")) for k in keys] == [0, 2, 2, 0]
+    # the join delay counts from variables_ready, not from the chief's later session_ready
+    assert result.summary["timings"]["join_delay_secs.worker:0"] == 0.25
 
 
 def test_a_restarted_chief_tells_the_workers_again_and_exited_workers_are_skipped(tmp_path):
