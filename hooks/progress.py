@@ -6,9 +6,11 @@ Runs on every trainer (chief and workers). Lifecycle:
 - ``after_create_session``: reports ``session_ready`` with the global step (read through
   StopAtStepHook's read tensor, which a waiting worker has already run) and the wall clock
   ``t`` (after every (re)creation of the session).
-- ``before_run``: asks for the global step and the loss on every step (both are fetched
-  every step anyway, by ``StopAtStepHook`` and the training loop, and one set of fetches
-  spares TensorFlow a new partitioned graph whenever a report is due).
+- ``before_run``: asks for the global step and the loss on every step, the very tensors
+  ``StopAtStepHook`` and the training loop fetch anyway (the global step's read tensor, not
+  the variable: another read of the variable would be one more transfer from the ps per
+  step), and one set of fetches spares TensorFlow a new partitioned graph whenever a report
+  is due.
 - ``after_run``: counts the local step and keeps the step's global step and loss; when a
   report is due (at most every ``every_secs``), calls ``report('progress', ...)``.
 - ``end``: one last report, so the supervisor sees the final step even between timers.
@@ -46,8 +48,9 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._global_step = tf.compat.v1.train.get_global_step()
         if self._global_step is None:
             raise RuntimeError("Global step should be created to use ProgressHook.")
-        # StopAtStepHook's read of the global step: fetching it is safe before the variables
-        # are initialized, so a waiting worker runs it in advance (harness.runtime.session).
+        # StopAtStepHook's read of the global step, fetched by it every step anyway; fetching
+        # it is safe before the variables are initialized, so a waiting worker runs it in
+        # advance (harness.runtime.session).
         self._global_step_read = training_util._get_or_create_global_step_read()
         self.local_steps = 0
         self.ended = False
@@ -58,7 +61,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._report("session_ready", global_step=step, t=time.time())
 
     def before_run(self, run_context: Any) -> Any:
-        return tf.compat.v1.train.SessionRunArgs([self._global_step, self._loss])
+        return tf.compat.v1.train.SessionRunArgs([self._global_step_read, self._loss])
 
     def after_run(self, run_context: Any, run_values: Any) -> None:
         global_step, loss = run_values.results

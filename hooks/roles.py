@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import tensorflow as tf
+from tensorflow.python.training import training_util
 
 from harness import data_client
 from hooks import steady
@@ -104,6 +105,13 @@ class DefaultHook:
 
     def applies(self, role: str, job: JobSpec, *, in_task: bool = True) -> bool:
         return role in self.roles and self.enabled(job) and (in_task or not self.task_only)
+
+
+def global_step_read() -> tf.Tensor:
+    """The global step's read tensor that StopAtStepHook (and TF's other hooks) fetch every
+    step: the default hooks fetch this one too, so that the global step crosses from the ps
+    once per step, not once per different read of the variable."""
+    return training_util._get_or_create_global_step_read()
 
 
 def stop_unblock_after_secs(job: JobSpec) -> float:
@@ -196,7 +204,7 @@ DEFAULT_HOOKS: tuple[DefaultHook, ...] = (
         lambda job: f"every {job.train.log_step_count_steps} steps (loss, step)",
         "Estimator",
         lambda ctx: steady.LoggingTensorHook(
-            {"loss": ctx.loss, "step": ctx.global_step},
+            {"loss": ctx.loss, "step": global_step_read()},
             every_n_iter=ctx.job.train.log_step_count_steps,
         ),
         fetches="loss, step",
