@@ -1,6 +1,7 @@
 """Benchmarks of tf-harness against plain baselines, measured side by side.
 
-Regenerate BENCHMARKS.md (20-25 minutes on 2 cores)::
+Regenerate BENCHMARKS.md (about 50 minutes on an otherwise idle 2-core machine; `--quick`: about
+4 minutes)::
 
     .venv/bin/python -m bench                 # --runs 5 --output BENCHMARKS.md
     .venv/bin/python -m bench --quick         # fewer repetitions and shorter windows

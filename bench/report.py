@@ -311,7 +311,7 @@ def render(results: Results) -> str:
     out = [
         "# Benchmarks",
         "",
-        f"Regenerate with `{COMMAND}` (40-45 minutes on an otherwise idle "
+        f"Regenerate with `{COMMAND}` (about 50 minutes on an otherwise idle "
         "2-core machine, the time of this run is below; `--quick`, one repetition of each "
         "figure without the large-model bare-TF and local runs, meant for under 5 minutes "
         "there, for a short check; `--gpu` adds the GPU variant where a GPU is visible). Each figure compares "
