@@ -57,22 +57,29 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def render_saved(saved: str, output: str) -> int:
+    """``--render``: write the report from the results an earlier run saved."""
+    from bench.report import render
+
+    with open(saved, "rb") as f:
+        results = pickle.load(f)
+    results.settings.report_path = output
+    with open(output, "w") as f:
+        f.write(render(results))
+    log(f"wrote {output} from {saved}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render_saved(args.render, args.output)
     settings = settings_from(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray address on 127.0.0.1
     from bench.report import render
 
     log(f"figures {', '.join(settings.figures)}; {settings.runs} runs; scratch {settings.work_dir}")
-    if args.render:
-        with open(args.render, "rb") as f:
-            results = pickle.load(f)
-        results.settings.report_path = args.output
-        with open(args.output, "w") as f:
-            f.write(render(results))
-        log(f"wrote {args.output} from {args.render}")
-        return 0
     signal.signal(signal.SIGTERM, _interrupt)  # clean up (Ray, task processes) as on Ctrl-C
     try:
         results = Suite(settings).run()

@@ -295,9 +295,9 @@ class Supervisor:
 
     def _relay_ready(self, key: str) -> None:
         """The chief's variables are ready: workers waiting for them are told (``ready``)."""
-        workers = [t.key for t in self.plan.tasks if t.role == "worker" and key == "chief:0"]
-        for worker in (w for w in workers if not self.tasks[w].exited):
-            self.tasks[worker].handle.send(protocol.encode_command("ready"))
+        if key == "chief:0":
+            for worker in (k for k in self._other_trainers if not self.tasks[k].exited):
+                self.tasks[worker].handle.send(protocol.encode_command("ready"))
 
     def _on_chief_done(self) -> None:
         """The chief finished: workers and evaluator get ``stop`` (the way into STOPPING)."""

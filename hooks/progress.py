@@ -33,6 +33,14 @@ from tensorflow.python.training import training_util
 Report = Callable[..., None]
 
 
+def global_step_read() -> tf.Tensor:
+    """The global step's read tensor that StopAtStepHook (and TF's other hooks) fetch every
+    step: the default hooks fetch this one too, so that the global step crosses from the ps
+    once per step, not once per different read of the variable. Fetching it is safe before
+    the variables are initialized (a waiting worker runs it: ``harness.runtime.session``)."""
+    return training_util._get_or_create_global_step_read()
+
+
 class ProgressHook(tf.compat.v1.train.SessionRunHook):
     def __init__(self, report: Report, loss: tf.Tensor, every_secs: float = 0.5) -> None:
         self._report = report
@@ -48,10 +56,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
         self._global_step = tf.compat.v1.train.get_global_step()
         if self._global_step is None:
             raise RuntimeError("Global step should be created to use ProgressHook.")
-        # StopAtStepHook's read of the global step, fetched by it every step anyway; fetching
-        # it is safe before the variables are initialized, so a waiting worker runs it in
-        # advance (harness.runtime.session).
-        self._global_step_read = training_util._get_or_create_global_step_read()
+        self._global_step_read = global_step_read()
         self.local_steps = 0
         self.ended = False
         self._next_report = 0.0

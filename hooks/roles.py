@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import tensorflow as tf
-from tensorflow.python.training import training_util
 
 from harness import data_client
 from hooks import steady
-from hooks.progress import ProgressHook, Report
+from hooks.progress import ProgressHook, Report, global_step_read
 from hooks.shards import ShardAckHook, ShardCheckpointListener
 from hooks.stop import StopSignalHook
 
@@ -105,13 +104,6 @@ class DefaultHook:
 
     def applies(self, role: str, job: JobSpec, *, in_task: bool = True) -> bool:
         return role in self.roles and self.enabled(job) and (in_task or not self.task_only)
-
-
-def global_step_read() -> tf.Tensor:
-    """The global step's read tensor that StopAtStepHook (and TF's other hooks) fetch every
-    step: the default hooks fetch this one too, so that the global step crosses from the ps
-    once per step, not once per different read of the variable."""
-    return training_util._get_or_create_global_step_read()
 
 
 def stop_unblock_after_secs(job: JobSpec) -> float:

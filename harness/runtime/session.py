@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.training import training_util
 
 from harness.config import RunConfig
 from harness.job import JobSpec
@@ -72,27 +73,28 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
             recovery_wait_secs=self._poll_secs,
         )
 
-        sessions: list[Any] = []  # the one session every try checks (wait_for_session's)
-        warmed: list[bool] = []
+        sess: Any = None  # the one session every try checks (wait_for_session's)
 
         def try_once() -> Any | None:
             # One round of SessionManager.wait_for_session's loop (local_init_op once the
             # global variables are ready, then ready_op), on a session kept open between
             # tries, so that a relayed ``ready`` costs two small runs, not a new session.
-            if not sessions:
-                sessions.append(v1.Session(self._master, graph=graph, config=self._config))
-            local_ready, _ = manager._try_run_local_init_op(sessions[0])
-            if local_ready and manager._model_ready(sessions[0])[0]:
-                return sessions[0]
-            if not warmed:  # the first wait: prepare what runs right after the join
-                warmed.append(warm_up(sessions[0], self._scaffold, graph))
+            nonlocal sess
+            first = sess is None
+            if first:
+                sess = v1.Session(self._master, graph=graph, config=self._config)
+            local_ready, _ = manager._try_run_local_init_op(sess)
+            if local_ready and manager._model_ready(sess)[0]:
+                return sess
+            if first:  # the first wait: prepare what runs right after the join
+                warm_up(sess, self._scaffold, graph)
             return None
 
         try:
             return wait_for_ready(try_once, self._ready, self._poll_secs, self._max_wait_secs)
         except BaseException as exc:
-            if sessions:
-                manager._safe_close(sessions[0])
+            if sess is not None:
+                manager._safe_close(sess)
             if not isinstance(exc, ReadyTimeout):
                 raise
             raise WorkerNotReadyError(
@@ -103,16 +105,15 @@ class FastWorkerSessionCreator(v1.train.SessionCreator):
             ) from None
 
 
-def warm_up(sess: Any, scaffold: v1.train.Scaffold, graph: tf.Graph) -> bool:
+def warm_up(sess: Any, scaffold: v1.train.Scaffold, graph: tf.Graph) -> None:
     """Run, while the worker waits, the fetches it runs right after it joins and that are safe
     before the variables are initialized: ``ready_op`` and the global step's read tensor
     (``ProgressHook.after_create_session``). TensorFlow prepares a graph partition for each
     new set of fetches of a session (a second or so on a loaded machine), so doing it now
     keeps that out of the join."""
-    for fetch in (scaffold.ready_op, *graph.get_collection("global_step_read_op_cache")):
+    for fetch in (scaffold.ready_op, *graph.get_collection(training_util.GLOBAL_STEP_READ_KEY)):
         if fetch is not None:
             sess.run(fetch)
-    return True
 
 
 def close_grace_secs(job: JobSpec) -> float:
