@@ -7,14 +7,9 @@ repetitions, and the candidate against the baseline as the median [min–max] of
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-import platform
-import subprocess
 import time
 from collections.abc import Sequence
-
-import psutil
 
 from bench import explain, recovery, scale_report
 from bench.records import ClusterRun
@@ -28,59 +23,22 @@ COMMAND = ".venv/bin/python -m bench"
 # ---- machine and versions --------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def git_revision() -> str:
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(
-            ["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}{' (with uncommitted changes)' if dirty else ''}" if head else "unknown"
-
-
 def machine_section(results: Results) -> list[str]:
     s = results.settings
     load = ", ".join(f"{x:.2f}" for x in results.load_before)
     load_after = ", ".join(f"{x:.2f}" for x in results.load_after)
     elapsed = (results.finished - results.started) / 60
+    env = results.environment
     return [
         "## Machine and versions",
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(results.started))}; "
         f"the run took {elapsed:.1f} min",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; memory "
-        f"{psutil.virtual_memory().total / 2**30:.1f} GiB; {platform.system()} {platform.release()}",
+        f"- CPU: {env.cpu}, {env.cores} logical cores; memory {env.memory_gib:.1f} GiB; "
+        f"{env.system}",
         f"- Load average (1, 5, 15 min) before: {load}; after: {load_after}",
-        f"- Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
-        f"Ray {version('ray')}, tf-harness {version('tf-harness')} (git {git_revision()})",
+        f"- Python {env.python}, TensorFlow {env.tensorflow}, Ray {env.ray}, "
+        f"tf-harness {env.harness} (git {env.git})",
         f"- Settings: {s.runs} repetitions; throughput window {s.window_secs:g} s after a "
         f"warm-up of at least {s.warmup_secs:g} s and {s.warmup_steps} steps once every "
         f"trainer had joined; scaling window {s.scaling_window_secs:g} s; "

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 from bench import bare_tf, hook_cost, procwatch, recovery, scale_suite
+from bench.environment import Environment
 from bench.harness_runs import REPO, run_harness
 from bench.records import ClusterRun, analyze
 from bench.workload import SIZES
@@ -99,6 +100,7 @@ class Results:
     failures: list[str] = field(default_factory=list)
     driver_tf_import_secs: float | None = None
     started: float = field(default_factory=time.time)
+    environment: Environment = field(default_factory=Environment.capture)
     finished: float = 0.0
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)

@@ -151,19 +151,40 @@ def op_user_location(op: Any) -> str | None:
 
 # Lines of a TensorFlow runtime error message that list where the node is, not what failed.
 _TF_NOISE = re.compile(
-    r"^(Graph execution error:|Detected at node .* defined at|File \"|Node: '|\[\[)"
+    r"^(Graph execution error:|Detected at node .* defined at|File \"|Node: '|\[\[|=+$)"
 )
+# Lines after which a TensorFlow runtime error message only repeats or details the failure:
+# the gRPC detail of a remote task, the runtime's recent log lines.
+_TF_TRAILER = re.compile(r"^(Additional GRPC error information|Recent warning and error logs:)")
+# The head of one task's error inside TensorFlow's aggregated multi-task error
+# ("=====================" / "INVALID_ARGUMENT: From /job:worker/...:" / ...).
+_TF_TASK_ERROR = re.compile(r"^[A-Z_]+: (From /job:.*)$")
 
 
 def error_text(exc: BaseException) -> str:
-    """The text of ``exc`` on one line: for a TensorFlow OpError, its message without the
-    node listings ("Detected at node ...", "[[{{node ...}}]]") and the creation stack that its
-    ``str`` appends; for anything else ``str(exc)``, lines joined with spaces."""
+    """The text of ``exc`` on one line.
+
+    For a TensorFlow OpError: its message without the node listings ("Detected at node ...",
+    "[[{{node ...}}]]") and the creation stack that its ``str`` appends, without the gRPC
+    detail and recent log lines the runtime attaches, and, when the runtime aggregated the
+    errors of several tasks, only the first task's ("From /job:worker/...: <text>"). For
+    anything else the same applied to ``str(exc)``: its lines joined with spaces.
+    """
     message = getattr(exc, "message", None)
     if not isinstance(message, str) or getattr(exc, "error_code", None) is None:
         message = str(exc)
-    lines = [line.strip() for line in message.splitlines()]
-    kept = [line for line in lines if line and not _TF_NOISE.match(line)]
+    kept: list[str] = []
+    for line in (line.strip() for line in message.splitlines()):
+        if not line or _TF_NOISE.match(line):
+            continue
+        if _TF_TRAILER.match(line):
+            break
+        task_error = _TF_TASK_ERROR.match(line)
+        if task_error:
+            if kept:
+                break
+            line = task_error.group(1)
+        kept.append(line)
     return " ".join(kept) or type(exc).__name__
 
 

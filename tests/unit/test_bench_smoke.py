@@ -77,3 +77,15 @@ def test_report_renders_every_figure_from_results():
         "| harness ray, async ps | 300.0 [300.0–300.0] (2) | 1 | 76800 [76800–76800] (2) |" in text
     )
     assert "different algorithm" in text
+
+
+def test_the_report_names_the_revision_and_versions_the_run_was_made_with():
+    import dataclasses
+
+    results = Results(Settings.quick(work_dir="unused"))
+    assert results.environment.git != "unknown"  # captured from this checkout at the start
+    measured = dataclasses.replace(results.environment, git="abc1234", tensorflow="2.99.0")
+    results.environment = measured
+    text = render(results)
+    assert "(git abc1234)" in text
+    assert "TensorFlow 2.99.0" in text

@@ -148,6 +148,52 @@ def test_a_failing_op_of_the_users_at_the_first_step_names_the_line_that_created
     assert classify_training_error(exc, first_step=False, model_dir="/nowhere") is None
 
 
+_RESHAPE = (
+    "Input to reshape is a tensor with 16 values, but the requested shape requires a multiple of 7"
+)
+_DETECTED = (
+    "Graph execution error:\n\nDetected at node 'Reshape' defined at (most recent call last):\n"
+    "    File \"/tmp/model.py\", line 13, in <module>\nNode: 'Reshape'\n"
+)
+_RECENT_LOGS = (
+    "Recent warning and error logs:\n  W0000 00:00:1796242753.926945   25746 "
+    f"local_rendezvous.cc:412] Local rendezvous is aborting with status: INVALID_ARGUMENT: {_RESHAPE}"
+    "\n\t [[{{node Reshape}}]]\n"
+)
+_GRPC_DETAIL = (
+    "Additional GRPC error information from remote target /job:chief/replica:0/task:0 while "
+    "calling /tensorflow.WorkerService/RecvTensor:\n:UNKNOWN:Error received from peer  "
+    f'{{grpc_status:3, grpc_message:"{_RESHAPE}\\n\\t [[{{{{node Reshape}}}}]]"}}\n\t [[Reshape_S3]]\n'
+)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # one task's error, with the runtime's recent log lines
+        f"{_DETECTED}From /job:chief/replica:0/task:0:\n{_RESHAPE}\n\t [[{{{{node Reshape}}}}]]\n"
+        + _RECENT_LOGS,
+        # a remote task's error, with its gRPC detail
+        f"{_DETECTED}From /job:chief/replica:0/task:0:\n{_RESHAPE}\n\t [[{{{{node Reshape}}}}]]\n"
+        + _GRPC_DETAIL
+        + _RECENT_LOGS,
+        # the errors of two tasks, aggregated
+        f"{_DETECTED}{_DETECTED}=====================\n"
+        f"INVALID_ARGUMENT: From /job:chief/replica:0/task:0:\n{_RESHAPE}\n\t [[{{{{node Reshape}}}}]]\n"
+        + _RECENT_LOGS
+        + f"INVALID_ARGUMENT: From /job:worker/replica:0/task:0:\n{_RESHAPE}\n"
+        + _GRPC_DETAIL
+        + _RECENT_LOGS
+        + "=====================",
+    ],
+    ids=["recent-logs", "grpc-detail", "aggregated"],
+)
+def test_a_distributed_runtime_error_is_the_first_tasks_text_on_one_line(message):
+    """The forms TensorFlow 2.21 gives for one failing op in a cluster, taken from real runs."""
+    exc = tf.errors.InvalidArgumentError(None, None, message)
+    assert error_text(exc) == f"From /job:chief/replica:0/task:0: {_RESHAPE}"
+
+
 def test_an_error_in_an_op_of_the_harness_or_the_runtime_is_not_the_users():
     class LibraryOp:
         name = "IteratorGetNext"
