@@ -5,7 +5,7 @@ and environment (the plan's ``CUDA_VISIBLE_DEVICES`` slice included, from
 ``cluster.resources``), pure data that ``--dry-run`` prints; ``launch(request)`` returns the
 ``LocalLauncher`` that starts exactly those processes when the supervisor asks for them.
 
-Each task is ``python -m harness.task`` in its own session (process group), with stdin and
+Each task is ``python -m harness.task`` in its own process group (``spawn_task``), with stdin and
 stdout as pipes to the supervisor. A reader thread routes its output lines to the supervisor's
 inbox. ``kill`` takes the whole process tree down (psutil), so processes the user's code
 started go too. If ``harness run`` itself is killed, the tasks see EOF on stdin and exit.

@@ -1,7 +1,7 @@
 """Starting and killing task processes: shared by the local launcher and the Ray actor.
 
-``spawn_task`` starts ``python -m harness.task`` in its own session (process group) with
-stdin/stdout as text pipes (stderr merged into stdout), so the supervisor's wire protocol
+``spawn_task`` starts ``python -m harness.task`` in its own process group, in the driver's
+session (see its docstring for why not a session of its own), with stdin/stdout as text pipes (stderr merged into stdout), so the supervisor's wire protocol
 works the same under every launcher. ``kill_tree`` takes the task down with everything it
 started. ``WarmSpare`` is a task process started before it is needed (docs/ARCHITECTURE.md,
 "Warm spares").
@@ -55,6 +55,17 @@ def first_step(line: str) -> bool:
 
 
 def spawn_task(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start a task process: its own process group (so a Ctrl-C at the driver's terminal, which
+    goes to the terminal's foreground group, does not reach it, and ``kill_tree`` can kill the
+    group), but the session of its parent (the driver, or the Ray actor).
+
+    Not a session of its own: Linux's scheduler autogroups (``kernel.sched_autogroup_enabled``,
+    on by default) put every new session in a scheduling group of its own and share the CPU
+    between groups before threads. Four task processes sharing two cores then get a fixed
+    share each, however busy: the ps, which serves every trainer, is preempted 2-3 times as
+    often, and the small benchmark model ran 13 % fewer steps/s than the same tasks started
+    in one session (BENCHMARKS.md, "Steady state").
+    """
     return subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
@@ -63,7 +74,7 @@ def spawn_task(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]
         env=env,
         text=True,
         bufsize=1,
-        start_new_session=True,
+        process_group=0,
     )
 
 
