@@ -203,16 +203,22 @@ def gone_breakdown(clusters: dict[str, list[ClusterRun | None]]) -> list[str]:
 
 CAUSES = {
     "throughput": (
-        "**Throughput.** The harness's hooks cost a few microseconds per step (figure 5) "
-        "against steps of 2-10 ms per trainer; the driver (the supervisor process) uses under "
-        "1 % of a core; the RPCs per step are the same in both variants (TF's "
-        "`grpc_remote_worker` log: 9.0-9.3 RecvTensor calls per trainer step). The windows "
-        "start after the warm-up, so the partitioned graphs of every set of fetches are built "
-        "before them. What remains is the machine: the 2 cores are shared with whatever else "
-        "runs (the load average above), runs of the same variant differ by 10-30 % when other "
-        "work is running, and a paired ratio inside the spread of the paired ratios (its "
-        "min–max) is not a measured overhead. Run the benchmark alone on the machine to read "
-        "a 1-2 % difference."
+        "**Throughput.** Causes measured so far. (1) Scheduling: task processes used to be "
+        "started in sessions of their own, and Linux's scheduler autogroups (on by default) "
+        "make every session a scheduling group that gets an equal share of the cores "
+        "whatever its demand. The ps, which serves every trainer, was then preempted 2-3 "
+        "times as often as in bare TF (nonvoluntary context switches per thread, from "
+        "/proc), and the small model ran at 0.87 × bare TF. Task processes now get a process "
+        "group of their own in their parent's session (`cluster/processes.py`, "
+        "`spawn_task`): the preemption counts match bare TF's. (2) The CPU table above: what "
+        "the driver, Ray's own processes (actors, raylet, GCS, agents) and idle time take in "
+        "the window, on the cores the tasks share; bare TF has no such processes. (3) Not "
+        "causes: the harness's hooks cost microseconds per step (figure 5) against steps "
+        "of 2-10 ms per trainer, and the ps handles the same RPCs per global step in both "
+        "variants (strace of the ps: 10.5 `sendmsg` calls per global step in each). The "
+        "windows start after the warm-up, so every set of fetches has its partitioned graph "
+        "before them. Runs of the same variant differ by 10-30 % when other work is "
+        "running: run the benchmark alone to read a 1-2 % difference."
     ),
     "overhead": (
         "**Time per step.** The same runs as the throughput rows (see there): Δ is the "

@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 
 from bench import procwatch
+from bench.cpu_use import CpuUse
 from bench.records import ClusterRun, analyze
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -100,13 +101,14 @@ def run_harness(
         contextlib.redirect_stdout(log),
         contextlib.redirect_stderr(log),
     ):
-        with procwatch.PeakRss(find, expected) as rss:
+        with procwatch.PeakRss(find, expected) as rss, CpuUse() as cpu:
             t_launch = time.monotonic()
             summary = run_job(job, backend=backend, quiet=True)
             t_gone = _wait_gone(list(rss.pids.values()))
     if summary.get("status") != "succeeded":
         raise RunFailed(f"harness {backend} run failed: {summary.get('error')} (see {run_dir})")
     result = analyze(record_dir, t_launch, t_gone, warmup_secs, rss.gone_at)
+    result.cpu_cores = cpu.cores(*result.window_span) if result.window_span else None
     peaks = rss.peaks_mb()
     result.peak_rss_mb = {k: v for k, v in peaks.items() if not k.startswith("actor ")}
     actors = {k.removeprefix("actor "): v for k, v in peaks.items() if k.startswith("actor ")}

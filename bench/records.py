@@ -29,6 +29,8 @@ class ClusterRun:
     gone_secs: dict[str, float] | None = None  # process -> chief's last step to it gone
     bring_up: dict[str, float] | None = None  # harness runs: run.json's timings.bring_up
     relay_join_secs: float | None = None  # harness runs: the longest join_delay_secs.<worker>
+    window_span: tuple[float, float] | None = None  # the window's (start, end), monotonic
+    cpu_cores: dict[str, float] | None = None  # group -> cores used in the window (cpu_use)
 
 
 class RecordError(RuntimeError):
@@ -87,6 +89,7 @@ def analyze(
         teardown_secs=t_gone - stop,
         trainers=len(trainers),
         gone_secs={k: round(t - stop, 3) for k, t in sorted((exit_times or {}).items())} or None,
+        window_span=(start, stop),
     )
 
 

@@ -15,7 +15,15 @@ from bench import explain, recovery, scale_report
 from bench.records import ClusterRun
 from bench.stats import Comparison, Summary, Target
 from bench.suite import PEER_SIZE, SCALING_TRAINERS, Results, batch_size
-from bench.throughput import NAMES, field, fmt, overhead_rows, peer_table, throughput_rows
+from bench.throughput import (
+    NAMES,
+    cpu_table,
+    field,
+    fmt,
+    overhead_rows,
+    peer_table,
+    throughput_rows,
+)
 
 COMMAND = ".venv/bin/python -m bench"
 
@@ -291,6 +299,7 @@ def render(results: Results) -> str:
         out += table(all_rows["throughput"])
         out += [explain.OVERHEAD_SETUP, ""]
         out += table(all_rows["overhead"], vs="delta")
+        out += cpu_table(r)
         out += ["### Against Ray Train", "", explain.peer_setup(r.settings), ""]
         out += peer_table(r)
     if "bringup" in figures:

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 from bench import bare_tf, hook_cost, procwatch, recovery, scale_suite
+from bench.cpu_use import CpuUse
 from bench.environment import Environment
 from bench.harness_runs import REPO, run_harness
 from bench.records import ClusterRun, analyze
@@ -126,7 +127,7 @@ def run_bare(
     os.makedirs(record_dir, exist_ok=True)
     params = {**params, "record_dir": record_dir}
     finder = procwatch.children_matching("bench.bare_tf", "--task")
-    with procwatch.PeakRss(finder, expected=workers + 2) as rss:
+    with procwatch.PeakRss(finder, expected=workers + 2) as rss, CpuUse() as cpu:
         launch, procs = bare_tf.start_cluster(
             params,
             os.path.join(run_dir, "model"),
@@ -140,6 +141,7 @@ def run_bare(
         raise RuntimeError(f"bare TF tasks failed: {failed} (logs in {run_dir}/model)")
     result = analyze(record_dir, launch.t_launch, launch.t_gone, warmup_secs, launch.exit_times)
     result.peak_rss_mb = rss.peaks_mb()
+    result.cpu_cores = cpu.cores(*result.window_span) if result.window_span else None
     return result
 
 

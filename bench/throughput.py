@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bench.cpu_use import GROUPS
 from bench.stats import Comparison, Summary, Target, paired_overheads, step_times
 from bench.suite import PEER_SIZE, SIZES_MEASURED, Results, batch_size
 
@@ -116,3 +117,33 @@ def peer_table(r: Results) -> list[str]:
             f"{fmt(Summary.of(examples), digits=0)} | {fmt(ratio, digits=3)} |"
         )
     return lines + [""]
+
+
+CPU_SETUP = (
+    "Where the CPU went inside the same windows (`bench/cpu_use.py`: every process's CPU "
+    "seconds, sampled once a second, by kind; cores used, median over the runs; the columns "
+    "add up to the machine's cores). On a machine whose cores the task processes share, any "
+    "CPU that the driver, Ray's processes or idle time take is CPU the steps do not get."
+)
+
+
+def cpu_table(r: Results) -> list[str]:
+    """Median cores per ``cpu_use`` group in each variant's windows; [] when none measured."""
+    lines = []
+    for size in SIZES_MEASURED:
+        for variant in NAMES:
+            runs = [c for c in r.clusters.get(f"{variant}-{size}") or [] if c and c.cpu_cores]
+            if not runs:
+                continue
+            medians = []
+            for group in GROUPS:
+                summary = Summary.of([c.cpu_cores.get(group) for c in runs])
+                medians.append("—" if summary is None else f"{summary.median:.2f}")
+            lines.append(
+                f"| {size} | {NAMES[variant]} | {len(runs)} | " + " | ".join(medians) + " |"
+            )
+    if not lines:
+        return []
+    head = "| model | variant | runs | " + " | ".join(GROUPS) + " |"
+    rule = "|" + "---|" * (3 + len(GROUPS))
+    return [CPU_SETUP, "", head, rule, *lines, ""]

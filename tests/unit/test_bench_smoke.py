@@ -42,6 +42,7 @@ def _cluster_run(trainers: int = 3, actors: bool = False) -> ClusterRun:
         gone_secs={"chief:0": 0.2, "worker:0": 0.1, "ps:0": 0.3},
         bring_up={**phases, **({"ray_connect": 0.01, "actor_start": 1.0} if actors else {})},
         relay_join_secs=0.1,
+        cpu_cores={"tasks": 1.8, "driver": 0.02, "idle": 0.1, "other": 0.08},
     )
 
 
@@ -77,6 +78,8 @@ def test_report_renders_every_figure_from_results():
         "| harness ray, async ps | 300.0 [300.0–300.0] (2) | 1 | 76800 [76800–76800] (2) |" in text
     )
     assert "different algorithm" in text
+    assert "| model | variant | runs | tasks | ray actors |" in text
+    assert "| small | harness local | 2 | 1.80 | — | — | 0.02 | 0.08 | 0.10 |" in text
 
 
 def test_the_report_names_the_revision_and_versions_the_run_was_made_with():

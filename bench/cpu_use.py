@@ -1,0 +1,105 @@
+"""Where the machine's CPU went during a run's measuring window, by kind of process.
+
+A ``CpuUse`` thread takes a snapshot every second: every process's CPU seconds (user +
+system, psutil), sorted into groups by its command line, and the machine's idle seconds.
+``cores(start, end)`` gives each group's CPU use between the snapshots around that window,
+in cores (CPU seconds per second), so the groups and ``idle`` add up to the machine's cores.
+
+Groups: ``tasks`` (bare TF or harness task processes), ``ray actors`` (``ray::`` worker
+processes, which own the harness's task processes under Ray), ``ray services`` (raylet, GCS,
+dashboard and Ray's other agents), ``driver`` (this process: the benchmark driver, which is
+the harness's supervisor in harness runs), ``other`` (anything else on the machine) and
+``idle``. A process started inside the window counts from its start.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from collections import defaultdict
+
+import psutil
+
+GROUPS = ("tasks", "ray actors", "ray services", "driver", "other", "idle")
+_RAY_SERVICES = ("raylet", "gcs_server", "ray/dashboard", "ray/_private", "ray/autoscaler")
+
+Snapshot = tuple[float, float, dict[int, tuple[str, float]]]  # (t, idle secs, pid -> (group, cpu))
+
+
+def group_of(pid: int, cmdline: list[str], driver: int) -> str:
+    """The group of a process, from its pid and command line (module docstring)."""
+    if pid == driver:
+        return "driver"
+    text = " ".join(cmdline)
+    if "harness.task" in text or ("bench.bare_tf" in text and "--task" in text):
+        return "tasks"
+    if text.startswith("ray::"):
+        return "ray actors"
+    if any(name in text for name in _RAY_SERVICES):
+        return "ray services"
+    return "other"
+
+
+def cores_between(before: Snapshot, after: Snapshot) -> dict[str, float]:
+    """Each group's CPU use between two snapshots, in cores (module docstring)."""
+    secs = after[0] - before[0]
+    used: dict[str, float] = defaultdict(float)
+    for pid, (group, cpu) in after[2].items():
+        start = before[2].get(pid)
+        used[group] += cpu - (start[1] if start is not None and start[0] == group else 0.0)
+    used["idle"] = after[1] - before[1]
+    return {group: round(max(used.get(group, 0.0), 0.0) / secs, 3) for group in GROUPS}
+
+
+class CpuUse:
+    """Snapshots of the machine's CPU use every ``interval`` seconds, until ``stop``."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self._interval = interval
+        self._driver = os.getpid()
+        self.snapshots: list[Snapshot] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-cpu-use", daemon=True)
+
+    def __enter__(self) -> CpuUse:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cores(self, start: float, end: float) -> dict[str, float] | None:
+        """CPU use between the last snapshot at or before ``start`` and the first at or after
+        ``end`` (``time.monotonic`` times); None when the snapshots do not cover the window."""
+        times = [s[0] for s in self.snapshots]
+        i, j = bisect.bisect_right(times, start) - 1, bisect.bisect_left(times, end)
+        if i < 0 or j >= len(self.snapshots) or j <= i:
+            return None
+        return cores_between(self.snapshots[i], self.snapshots[j])
+
+    def _run(self) -> None:
+        while True:
+            self.snapshots.append(self._snapshot())
+            if self._stop.wait(self._interval):
+                return
+
+    def _snapshot(self) -> Snapshot:
+        t = time.monotonic()
+        idle = psutil.cpu_times().idle
+        procs: dict[int, tuple[str, float]] = {}
+        for proc in psutil.process_iter(["cpu_times", "cmdline"]):
+            try:
+                times = proc.info["cpu_times"]
+                if times is None:
+                    continue
+                group = group_of(proc.pid, proc.info["cmdline"] or [], self._driver)
+                procs[proc.pid] = (group, times.user + times.system)
+            except (psutil.Error, OSError):
+                continue
+        return t, idle, procs
