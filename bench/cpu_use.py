@@ -2,7 +2,7 @@
 
 A ``CpuUse`` thread takes a snapshot every second: every process's CPU seconds (user +
 system, psutil), sorted into groups by its command line, and the machine's idle seconds.
-``cores(start, end)`` gives each group's CPU use between the snapshots around that window,
+``cores(start, end)`` gives each group's CPU use between the first and last snapshots inside that window,
 in cores (CPU seconds per second), so the groups and ``idle`` add up to the machine's cores.
 
 Groups: ``tasks`` (bare TF or harness task processes), ``ray actors`` (``ray::`` worker
@@ -75,11 +75,13 @@ class CpuUse:
         self._thread.join()
 
     def cores(self, start: float, end: float) -> dict[str, float] | None:
-        """CPU use between the last snapshot at or before ``start`` and the first at or after
-        ``end`` (``time.monotonic`` times); None when the snapshots do not cover the window."""
+        """CPU use between the first snapshot at or after ``start`` and the last at or before
+        ``end`` (``time.monotonic`` times), so that only processes running through the window
+        count (the harness's tasks may be gone within 0.1 s of its end); None when fewer than
+        two snapshots fall inside."""
         times = [s[0] for s in self.snapshots]
-        i, j = bisect.bisect_right(times, start) - 1, bisect.bisect_left(times, end)
-        if i < 0 or j >= len(self.snapshots) or j <= i:
+        i, j = bisect.bisect_left(times, start), bisect.bisect_right(times, end) - 1
+        if j <= i:
             return None
         return cores_between(self.snapshots[i], self.snapshots[j])
 

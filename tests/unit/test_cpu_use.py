@@ -52,7 +52,7 @@ def test_a_busy_task_process_shows_as_about_one_core_of_tasks():
         proc.kill()
         proc.wait()
     assert cores is not None
-    snaps = [s for s in cpu.snapshots if start - 0.25 <= s[0] <= end + 0.25]
+    snaps = [s for s in cpu.snapshots if start <= s[0] <= end]
     first, last = snaps[0], snaps[-1]
     group, spent = last[2][proc.pid][0], last[2][proc.pid][1] - first[2][proc.pid][1]
     assert group == "tasks"
@@ -60,4 +60,18 @@ def test_a_busy_task_process_shows_as_about_one_core_of_tasks():
     assert 0.2 < spent / (last[0] - first[0]) <= 1.05
     assert cores["tasks"] >= 0.2  # the machine may run other task processes too
     assert sum(cores.values()) == pytest.approx(psutil.cpu_count(), rel=0.2)
-    assert cpu.cores(start - 100, end) is None  # no snapshot before that start
+    assert cpu.cores(end + 100, end + 200) is None  # no snapshot inside that window
+
+
+def test_the_window_uses_snapshots_inside_it_so_tasks_gone_at_its_end_still_count():
+    cpu = CpuUse()
+    cpu.snapshots = [
+        (0.0, 0.0, {5: ("tasks", 0.0)}),
+        (1.0, 0.5, {5: ("tasks", 1.5)}),
+        (2.0, 1.0, {5: ("tasks", 3.0)}),
+        (3.0, 2.8, {}),  # the tasks ended 0.1 s after the window
+    ]
+    cores = cpu.cores(0.5, 2.9)
+    assert cores is not None
+    assert cores["tasks"] == 1.5
+    assert cores["idle"] == 0.5
