@@ -2,8 +2,9 @@
 
 A ``CpuUse`` thread takes a snapshot every second: every process's CPU seconds (user +
 system, psutil), sorted into groups by its command line, and the machine's idle seconds.
-``cores(start, end)`` gives each group's CPU use between the first and last snapshots inside that window,
-in cores (CPU seconds per second), so the groups and ``idle`` add up to the machine's cores.
+``cores(start, end)`` gives each group's CPU use between the first and last snapshots inside
+that window, in cores (CPU seconds per second), so the groups and ``idle`` add up to the
+machine's cores.
 
 Groups: ``tasks`` (bare TF or harness task processes), ``ray actors`` (``ray::`` worker
 processes, which own the harness's task processes under Ray), ``ray services`` (raylet, GCS,
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 import bisect
 import os
-import threading
 import time
 from collections import defaultdict
 
 import psutil
+
+from bench import procwatch
 
 GROUPS = ("tasks", "ray actors", "ray services", "driver", "other", "idle")
 _RAY_SERVICES = ("raylet", "gcs_server", "ray/dashboard", "ray/_private", "ray/autoscaler")
@@ -53,26 +55,13 @@ def cores_between(before: Snapshot, after: Snapshot) -> dict[str, float]:
     return {group: round(max(used.get(group, 0.0), 0.0) / secs, 3) for group in GROUPS}
 
 
-class CpuUse:
+class CpuUse(procwatch.Sampler):
     """Snapshots of the machine's CPU use every ``interval`` seconds, until ``stop``."""
 
     def __init__(self, interval: float = 1.0) -> None:
-        self._interval = interval
         self._driver = os.getpid()
         self.snapshots: list[Snapshot] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-cpu-use", daemon=True)
-
-    def __enter__(self) -> CpuUse:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__(interval, "bench-cpu-use")
 
     def cores(self, start: float, end: float) -> dict[str, float] | None:
         """CPU use between the first snapshot at or after ``start`` and the last at or before
@@ -85,11 +74,8 @@ class CpuUse:
             return None
         return cores_between(self.snapshots[i], self.snapshots[j])
 
-    def _run(self) -> None:
-        while True:
-            self.snapshots.append(self._snapshot())
-            if self._stop.wait(self._interval):
-                return
+    def _tick(self) -> None:
+        self.snapshots.append(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
         t = time.monotonic()

@@ -67,18 +67,13 @@ def version(package: str) -> str:
 def git_revision(repo: str = REPO) -> str:
     """The short commit of ``repo``, marked when tracked files have uncommitted changes."""
     try:
-        head = subprocess.run(
-            ["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        head = _git(repo, "rev-parse", "--short", "HEAD")
+        dirty = _git(repo, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{' (with uncommitted changes)' if dirty else ''}" if head else "unknown"
+
+
+def _git(repo: str, *args: str) -> str:
+    run = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True, timeout=10)
+    return run.stdout.strip()

@@ -1,7 +1,8 @@
 """Peak RSS of a run's task processes, sampled from outside with psutil.
 
-A ``PeakRss`` thread calls a ``find`` function (which returns the processes of interest,
-by label) and reads each one's peak resident set size. On Linux that is ``VmHWM`` from
+A ``PeakRss`` thread (a ``Sampler``, as ``bench.cpu_use.CpuUse`` is) calls a ``find``
+function (which returns the processes of interest, by label) and reads each one's peak
+resident set size. On Linux that is ``VmHWM`` from
 ``/proc/<pid>/status``, the kernel's own high-water mark, so the sample interval does not
 hide short peaks; elsewhere it falls back to the largest ``rss`` seen.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Self
 
 import psutil
 
@@ -30,24 +32,16 @@ def peak_rss_bytes(proc: psutil.Process) -> int:
     return proc.memory_info().rss
 
 
-class PeakRss:
-    """Samples the peak RSS of the processes ``find`` returns, until ``stop``.
+class Sampler:
+    """A daemon thread that calls ``_tick`` every ``interval`` seconds from ``__enter__`` until
+    ``stop`` (or ``__exit__``), and once more after the thread has ended."""
 
-    ``find`` is called on every tick until it has returned ``expected`` processes, and only
-    the processes found are sampled after that (so a costly search stops early).
-    """
-
-    def __init__(self, find: Finder, expected: int, interval: float = 0.1) -> None:
-        self._find = find
-        self._expected = expected
+    def __init__(self, interval: float, name: str) -> None:
         self._interval = interval
-        self._procs: dict[str, psutil.Process] = {}
-        self.peaks: dict[str, int] = {}
-        self.gone_at: dict[str, float] = {}  # label -> when it was first seen gone
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-peak-rss", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -57,7 +51,33 @@ class PeakRss:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self._tick()  # a last look, so that every process seen gone has its time
+        self._tick()  # a last look
+
+    def _run(self) -> None:
+        while True:
+            self._tick()
+            if self._stop.wait(self._interval):
+                return
+
+    def _tick(self) -> None:
+        raise NotImplementedError
+
+
+class PeakRss(Sampler):
+    """Samples the peak RSS of the processes ``find`` returns, until ``stop``.
+
+    ``find`` is called on every tick until it has returned ``expected`` processes, and only
+    the processes found are sampled after that (so a costly search stops early). The last
+    look at ``stop`` gives every process seen gone its time.
+    """
+
+    def __init__(self, find: Finder, expected: int, interval: float = 0.1) -> None:
+        self._find = find
+        self._expected = expected
+        self._procs: dict[str, psutil.Process] = {}
+        self.peaks: dict[str, int] = {}
+        self.gone_at: dict[str, float] = {}  # label -> when it was first seen gone
+        super().__init__(interval, "bench-peak-rss")
 
     @property
     def pids(self) -> dict[str, int]:
@@ -65,12 +85,6 @@ class PeakRss:
 
     def peaks_mb(self) -> dict[str, float]:
         return {label: round(value / MIB, 1) for label, value in sorted(self.peaks.items())}
-
-    def _run(self) -> None:
-        while True:
-            self._tick()
-            if self._stop.wait(self._interval):
-                return
 
     def _tick(self) -> None:
         if len(self._procs) < self._expected:

@@ -1,10 +1,10 @@
 """Starting and killing task processes: shared by the local launcher and the Ray actor.
 
-``spawn_task`` starts ``python -m harness.task`` in its own process group, in the driver's
-session (see its docstring for why not a session of its own), with stdin/stdout as text pipes (stderr merged into stdout), so the supervisor's wire protocol
-works the same under every launcher. ``kill_tree`` takes the task down with everything it
-started. ``WarmSpare`` is a task process started before it is needed (docs/ARCHITECTURE.md,
-"Warm spares").
+``spawn_task`` starts ``python -m harness.task`` in its own process group, in the parent's
+session (its docstring says why not a session of its own), with stdin/stdout as text pipes
+(stderr merged into stdout), so the supervisor's wire protocol works the same under every
+launcher. ``kill_tree`` takes the task down with everything it started. ``WarmSpare`` is a
+task process started before it is needed (docs/ARCHITECTURE.md, "Warm spares").
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def spawn_task(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]
     between groups before threads. Four task processes sharing two cores then get a fixed
     share each, however busy: the ps, which serves every trainer, is preempted 2-3 times as
     often, and the small benchmark model ran 13 % fewer steps/s than the same tasks started
-    in one session (BENCHMARKS.md, "Steady state").
+    in one session (BENCHMARKS.md, "1. Step throughput").
     """
     return subprocess.Popen(
         command,
