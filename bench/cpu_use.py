@@ -1,10 +1,11 @@
 """Where the machine's CPU went during a run's measuring window, by kind of process.
 
 A ``CpuUse`` thread takes a snapshot every second: every process's CPU seconds (user +
-system, psutil), sorted into groups by its command line, and the machine's idle seconds.
-``cores(start, end)`` gives each group's CPU use between the first and last snapshots inside
-that window, in cores (CPU seconds per second), so the groups and ``idle`` add up to the
-machine's cores.
+system, psutil), sorted into groups by its command line. ``cores(start, end)`` gives each
+group's CPU use between the first and last snapshots inside that window, in cores (CPU
+seconds per second). ``idle`` is what is left of the cores this process may run on
+(``os.sched_getaffinity``), so the groups and ``idle`` add up to those cores. It is not the
+kernel's idle counter: in a container ``/proc/stat`` may count the host's cores.
 
 Groups: ``tasks`` (bare TF or harness task processes), ``ray actors`` (``ray::`` worker
 processes, which own the harness's task processes under Ray), ``ray services`` (raylet, GCS,
@@ -27,7 +28,7 @@ from bench import procwatch
 GROUPS = ("tasks", "ray actors", "ray services", "driver", "other", "idle")
 _RAY_SERVICES = ("raylet", "gcs_server", "ray/dashboard", "ray/_private", "ray/autoscaler")
 
-Snapshot = tuple[float, float, dict[int, tuple[str, float]]]  # (t, idle secs, pid -> (group, cpu))
+Snapshot = tuple[float, dict[int, tuple[str, float]]]  # (t, pid -> (group, cpu secs))
 
 
 def group_of(pid: int, cmdline: list[str], driver: int) -> str:
@@ -44,14 +45,22 @@ def group_of(pid: int, cmdline: list[str], driver: int) -> str:
     return "other"
 
 
-def cores_between(before: Snapshot, after: Snapshot) -> dict[str, float]:
-    """Each group's CPU use between two snapshots, in cores (module docstring)."""
+def machine_cores() -> int:
+    """The cores this process may run on: its CPU affinity, else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cores_between(before: Snapshot, after: Snapshot, cores: int) -> dict[str, float]:
+    """Each group's CPU use between two snapshots, in cores; ``idle`` is the rest of
+    ``cores`` (module docstring)."""
     secs = after[0] - before[0]
     used: dict[str, float] = defaultdict(float)
-    for pid, (group, cpu) in after[2].items():
-        start = before[2].get(pid)
+    for pid, (group, cpu) in after[1].items():
+        start = before[1].get(pid)
         used[group] += cpu - (start[1] if start is not None and start[0] == group else 0.0)
-    used["idle"] = after[1] - before[1]
+    used["idle"] = cores * secs - sum(used.values())
     return {group: round(max(used.get(group, 0.0), 0.0) / secs, 3) for group in GROUPS}
 
 
@@ -60,6 +69,7 @@ class CpuUse(procwatch.Sampler):
 
     def __init__(self, interval: float = 1.0) -> None:
         self._driver = os.getpid()
+        self._cores = machine_cores()
         self.snapshots: list[Snapshot] = []
         super().__init__(interval, "bench-cpu-use")
 
@@ -72,14 +82,13 @@ class CpuUse(procwatch.Sampler):
         i, j = bisect.bisect_left(times, start), bisect.bisect_right(times, end) - 1
         if j <= i:
             return None
-        return cores_between(self.snapshots[i], self.snapshots[j])
+        return cores_between(self.snapshots[i], self.snapshots[j], self._cores)
 
     def _tick(self) -> None:
         self.snapshots.append(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
         t = time.monotonic()
-        idle = psutil.cpu_times().idle
         procs: dict[int, tuple[str, float]] = {}
         for proc in psutil.process_iter(["cpu_times", "cmdline"]):
             try:
@@ -90,4 +99,4 @@ class CpuUse(procwatch.Sampler):
                 procs[proc.pid] = (group, times.user + times.system)
             except (psutil.Error, OSError):
                 continue
-        return t, idle, procs
+        return t, procs

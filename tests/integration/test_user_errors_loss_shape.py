@@ -67,7 +67,7 @@ def test_a_loss_of_the_wrong_shape_fails_at_once_naming_the_users_line(tmp_path)
     assert first_line in result.stderr
     assert re.match(
         r"(chief|worker):0 failed with an error in the user's code \(not retried\): the first "
-        r"training step failed in op '\w+' created at \S*test_user_errors_loss_shape\.py:\d+ in "
+        r"training step failed in op '[\w/]+' created at \S*test_user_errors_loss_shape\.py:\d+ in "
         r"model_fn_with_a_loss_of_the_wrong_shape: InvalidArgumentError: (From \S+: )?"
         r"Incompatible shapes: \[16,1\] vs\. \[7,1\]",
         first_line,

@@ -24,7 +24,8 @@ def test_a_task_has_its_own_process_group_in_the_parents_session():
         assert pgid == proc.pid != os.getpgid(0)
         assert sid == os.getsid(0)
         with open(f"/proc/{proc.pid}/autogroup") as child, open("/proc/self/autogroup") as me:
-            assert child.read().split()[0] == me.read().split()[0]
+            # "/autogroup-N nice 0"; empty where the kernel keeps no autogroups
+            assert child.read().split()[:1] == me.read().split()[:1]
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
